@@ -1,0 +1,74 @@
+/* model.h — a loaded model (weights bound on a backend, KV cache, scratch) and its forward pass.
+ * Internal to the engine; the public face is ss_model_* in specscope.h. */
+#ifndef SPECSCOPE_MODEL_H
+#define SPECSCOPE_MODEL_H
+
+#include "backend.h"
+#include "config.h"
+#include "safetensors.h"
+
+typedef struct {
+    ss_weight attn_norm, q, k, v, o;
+    ss_weight q_bias, k_bias, v_bias; /* qwen2; data NULL otherwise */
+    ss_weight q_norm, k_norm;         /* qwen3; data NULL otherwise */
+    ss_weight mlp_norm, gate, up, down;
+    void *kcache, *vcache; /* backend memory, max_context positions */
+} ss_layer;
+
+/* Activations for up to max_batch positions, backend memory. */
+typedef struct {
+    int max_batch;
+    float *x;      /* [B, hidden] residual stream */
+    float *xn;     /* [B, hidden] normalised */
+    float *q;      /* [B, heads*head_dim] (EasySpec: [B, G*...]) */
+    float *k, *v;  /* [B, kv_heads*head_dim] */
+    float *att;    /* [B, heads*head_dim] */
+    float *gate;   /* [B, intermediate] */
+    float *up;     /* [B, intermediate] */
+    float *logits; /* [B, vocab] */
+} ss_scratch;
+
+/* EasySpec: a plan that runs groups of consecutive layers in parallel on one input.
+ * groups[i] = {first, count}; count == 1 is an ordinary sequential layer. */
+typedef struct {
+    int first, count;
+    /* Stacked weights of a group (count > 1), built by ss_model_plan_prepare. */
+    ss_weight qkv;   /* [count*(q+k+v), hidden], input-norm weights folded into the columns */
+    ss_weight o;     /* [hidden, count*q_dim] */
+    ss_weight gate_up; /* attn mode: unused; layer mode: per-layer gate/up are used in a loop */
+} ss_group;
+
+typedef struct {
+    ss_easyspec_mode mode;
+    int n_groups;
+    ss_group *groups;
+} ss_plan;
+
+struct ss_model {
+    ss_config cfg;
+    char dir[1024];
+    ss_checkpoint *ck;
+    ss_backend *be;
+    ss_weight embed, final_norm, lm_head;
+    ss_layer *layers;
+    ss_rope rope;
+    float *inv_freq; /* host, head_dim / 2 */
+    int max_context;
+    ss_scratch s;
+    float *host_logits; /* [max_batch, vocab] host copy */
+    const ss_plan *plan; /* NULL: sequential (the exact model) */
+};
+
+/* forward.c: one forward over n <= s.max_batch tokens at explicit positions, writing their K/V.
+ * logits: NULL, [n, vocab] (all rows) or, with last_only, [vocab] host floats. Uses m->plan. */
+ss_status ss_forward(ss_model *m, const int *tokens, const int *positions, int n, float *logits,
+                     bool last_only, ss_error *err);
+
+/* EasySpec plans. spec: "G" (groups of G consecutive layers) or an explicit list "0-1,2-3,4".
+ * The plan's stacked weights live on the model's backend. */
+ss_status ss_plan_parse(const ss_model *m, const char *spec, ss_easyspec_mode mode, ss_plan *plan,
+                        ss_error *err);
+ss_status ss_plan_prepare(ss_model *m, ss_plan *plan, ss_error *err);
+void ss_plan_free(ss_model *m, ss_plan *plan);
+
+#endif

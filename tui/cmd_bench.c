@@ -1,0 +1,320 @@
+/* cmd_bench.c — `specscope bench`: prefill and decode speed of the forward pass, and plain against
+ * speculative generation on the same prompts in one run. Every rate is the median of repeats after a
+ * warm-up. On CUDA the run also measures its own ceilings (device-to-device copy bandwidth, cuBLAS
+ * bf16 GEMM rate) and reports each speed as a ratio to them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "args.h"
+#include "commands.h"
+#include "cuda_bench.h"
+#include "gen_options.h"
+#include "report.h"
+
+typedef struct {
+    gen_options o;
+    int prompt_len;   /* prefill benchmark length */
+    int decode_ctx[2]; /* contexts for the decode benchmark (the second only on CUDA) */
+    int repeats;
+    bool json;
+} bench_opts;
+
+static const char *const prompts[] = {
+    "The history of the town begins with a small church on the hill, where",
+    "Once upon a time there was a little girl who lived in a village near the forest. One day",
+    "In this chapter we describe how the system is configured, and how the",
+    "It is a truth universally acknowledged, that a single man in possession of a good fortune,",
+};
+#define N_PROMPTS (int)(sizeof prompts / sizeof *prompts)
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Prompt ids for the forward benchmarks: a seeded walk over the vocabulary (never all one id). */
+static int *bench_ids(int n, int vocab) {
+    int *ids = malloc((size_t)n * sizeof *ids);
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; ids && i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        ids[i] = (int)(x % (uint64_t)vocab);
+    }
+    return ids;
+}
+
+/* Median ms of one forward over n tokens starting at position start. */
+static ss_status time_forward(ss_model *m, const int *ids, int start, int n, int repeats, double *ms, ss_error *err) {
+    int *pos = malloc((size_t)n * sizeof *pos);
+    double *t = malloc((size_t)(repeats + 1) * sizeof *t);
+    float *logits = malloc((size_t)ss_model_config(m)->vocab_size * sizeof *logits);
+    ss_status st = pos && t && logits ? SS_OK : ss_fail(err, SS_ENOMEM, "out of memory for the benchmark");
+    for (int i = 0; !st && i < n; i++) pos[i] = start + i;
+    for (int r = 0; !st && r <= repeats; r++) { /* r == 0 is the warm-up */
+        double t0 = now_ms();
+        st = ss_model_forward(m, ids + start, pos, n, logits, true, err);
+        t[r] = now_ms() - t0;
+    }
+    if (!st) *ms = median(t + 1, repeats);
+    free(pos);
+    free(t);
+    free(logits);
+    return st;
+}
+
+/* The run's own ceilings, measured on CUDA only (zero elsewhere). */
+typedef struct {
+    double copy_bytes_per_s;
+    double gemm_flops_per_s;
+} ceilings;
+
+typedef struct {
+    double prefill_tok_s;
+    double prefill_flops_ratio; /* achieved prefill FLOP/s over the GEMM ceiling */
+    int decode_ctx[2];
+    double decode_tok_s[2];
+    double decode_bytes[2]; /* bytes one decode step must read: weights + KV at that context */
+    double prefill_flops;   /* achieved FLOP/s */
+} forward_numbers;
+
+static ss_status bench_forward(ss_model *m, const bench_opts *b, forward_numbers *f, ss_error *err) {
+    int ctx = ss_model_max_context(m);
+    int need = b->prompt_len > b->decode_ctx[1] ? b->prompt_len : b->decode_ctx[1];
+    if (need + 16 > ctx) need = ctx - 16;
+    int *ids = bench_ids(need + 16, ss_model_config(m)->vocab_size);
+    if (!ids) return ss_fail(err, SS_ENOMEM, "out of memory for the benchmark prompt");
+    double ms;
+    int plen = b->prompt_len < ctx - 1 ? b->prompt_len : ctx - 1;
+    ss_status st = time_forward(m, ids, 0, plen, b->repeats, &ms, err);
+    if (!st) {
+        f->prefill_tok_s = plen / (ms / 1e3);
+        f->prefill_flops = ss_model_prefill_flops(m, plen) / (ms / 1e3);
+    }
+    for (int c = 0; !st && c < 2; c++) {
+        int at = b->decode_ctx[c];
+        f->decode_ctx[c] = 0;
+        if (at <= 0 || at + 1 >= ctx) continue;
+        st = time_forward(m, ids, 0, at, 0 + 1, &ms, err); /* fill the cache up to the context */
+        if (!st) st = time_forward(m, ids, at, 1, b->repeats * 8, &ms, err);
+        if (st) break;
+        f->decode_ctx[c] = at;
+        f->decode_tok_s[c] = 1e3 / ms;
+        f->decode_bytes[c] = (double)ss_model_weight_bytes(m) + (double)ss_model_kv_bytes(m, at);
+    }
+    free(ids);
+    return st;
+}
+
+typedef struct {
+    const char *label;
+    ss_stats total; /* summed over prompts */
+    double tok_s;   /* generated / decode seconds, over all prompts */
+} gen_numbers;
+
+static ss_status bench_generate(ss_session *s, const ss_params *p, gen_numbers *g, ss_error *err) {
+    memset(&g->total, 0, sizeof g->total);
+    double decode_ms = 0;
+    for (int i = 0; i < N_PROMPTS; i++) {
+        ss_session_reset(s);
+        ss_result r;
+        ss_status st = ss_session_generate(s, prompts[i], p, NULL, &r, err);
+        if (st) return st;
+        ss_stats *t = &g->total, *x = &r.stats;
+        t->generated += x->generated;
+        t->steps += x->steps;
+        t->proposed += x->proposed;
+        t->accepted += x->accepted;
+        for (int j = 0; j < SS_MAX_K; j++) {
+            t->pos_proposed[j] += x->pos_proposed[j];
+            t->pos_accepted[j] += x->pos_accepted[j];
+        }
+        t->ms_prefill += x->ms_prefill;
+        t->ms_draft += x->ms_draft;
+        t->ms_verify += x->ms_verify;
+        t->ms_calibrate += x->ms_calibrate;
+        t->has_draft = x->has_draft;
+        t->k = x->k;
+        decode_ms += x->ms_total - x->ms_prefill;
+        g->total.mean_accepted_length += x->generated - 1;
+        ss_result_free(&r);
+    }
+    g->tok_s = decode_ms > 0 ? (g->total.generated - N_PROMPTS) / (decode_ms / 1e3) : 0;
+    g->total.tokens_per_s = g->tok_s;
+    g->total.mean_accepted_length = g->total.steps ? g->total.mean_accepted_length / g->total.steps : 0;
+    return SS_OK;
+}
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: specscope bench [--model DIR] [--draft DIR|ngram] [--backend B] [--prompt-len P] [-n N] [--json]\n\n"
+            "Measures, in one run: prefill tokens/s over a P-token prompt; decode tokens/s at batch 1 with 128\n"
+            "(and on CUDA 4096) tokens of context; with a draft, plain and speculative generation of N tokens on\n"
+            "the same %d prompts (both rates, speedup, acceptance, mean accepted length), and with --easyspec G\n"
+            "the same again with EasySpec drafting. On CUDA it also measures the device-to-device copy bandwidth\n"
+            "and the cuBLAS bf16 GEMM rate, and reports achieved bandwidth as a ratio to the copy bandwidth.\n\n"
+            "  --prompt-len P         prefill benchmark length (default 512; 2048 on CUDA)\n"
+            "  --repeats R            timed repeats after one warm-up, median reported (default 5)\n"
+            "  --json                 print one JSON object\n%s",
+            N_PROMPTS, gen_options_help);
+}
+
+static json_t *gen_json(const gen_numbers *g) {
+    json_t *o = report_stats(&g->total);
+    json_object_set_new(o, "label", json_string(g->label));
+    return o;
+}
+
+static void print_text(const char *backend, const forward_numbers *f, const ceilings *c,
+                       const gen_numbers *gens, int n_gens) {
+    printf("backend %s\n", backend);
+    if (c->copy_bytes_per_s > 0)
+        printf("ceilings: copy %.2f TB/s (read + write), cuBLAS bf16 GEMM %.1f TFLOP/s\n", c->copy_bytes_per_s / 1e12,
+               c->gemm_flops_per_s / 1e12);
+    printf("prefill: %.1f tok/s", f->prefill_tok_s);
+    if (c->gemm_flops_per_s > 0) printf(" (%.1f%% of the GEMM rate)", 100 * f->prefill_flops_ratio);
+    printf("\n");
+    for (int i = 0; i < 2; i++) {
+        if (!f->decode_ctx[i]) continue;
+        printf("decode @%d: %.1f tok/s, %.1f MB/token, %.1f GB/s", f->decode_ctx[i], f->decode_tok_s[i],
+               f->decode_bytes[i] / 1e6, f->decode_bytes[i] * f->decode_tok_s[i] / 1e9);
+        if (c->copy_bytes_per_s > 0)
+            printf(" = %.1f%% of copy bandwidth", 100 * f->decode_bytes[i] * f->decode_tok_s[i] / c->copy_bytes_per_s);
+        printf("\n");
+    }
+    for (int i = 0; i < n_gens; i++) {
+        const ss_stats *t = &gens[i].total;
+        printf("%-10s %8.1f tok/s", gens[i].label, gens[i].tok_s);
+        if (i > 0) printf("  speedup %.2fx", gens[0].tok_s > 0 ? gens[i].tok_s / gens[0].tok_s : 0);
+        if (t->proposed)
+            printf("  acceptance %.3f  mean accepted length %.2f  draft %.0f ms  verify %.0f ms  calibrate %.0f ms",
+                   (double)t->accepted / t->proposed, t->mean_accepted_length, t->ms_draft, t->ms_verify, t->ms_calibrate);
+        printf("\n");
+    }
+}
+
+static json_t *forward_json(const forward_numbers *f, const ceilings *c) {
+    json_t *dec = json_array();
+    for (int i = 0; i < 2; i++) {
+        if (!f->decode_ctx[i]) continue;
+        double bw = f->decode_bytes[i] * f->decode_tok_s[i];
+        json_array_append_new(dec, json_pack("{s:i, s:f, s:f, s:f, s:o}", "context", f->decode_ctx[i], "tokens_per_s",
+                                             f->decode_tok_s[i], "bytes_per_token", f->decode_bytes[i],
+                                             "bytes_per_s", bw, "bandwidth_ratio",
+                                             c->copy_bytes_per_s > 0 ? json_real(bw / c->copy_bytes_per_s) : json_null()));
+    }
+    return json_pack("{s:f, s:f, s:o, s:o}", "prefill_tokens_per_s", f->prefill_tok_s, "prefill_flops_per_s",
+                     f->prefill_flops, "prefill_gemm_ratio",
+                     c->gemm_flops_per_s > 0 ? json_real(f->prefill_flops_ratio) : json_null(), "decode", dec);
+}
+
+/* cuBLAS bf16 GEMM on the prefill's largest product (tokens x hidden -> intermediate) and the
+ * device copy bandwidth: the ceilings measured in the same run. */
+static ss_status measure_ceilings(ss_model *m, int prompt_len, ceilings *c, ss_error *err) {
+    memset(c, 0, sizeof *c);
+    if (strcmp(ss_model_backend_name(m), "cuda") != 0) return SS_OK;
+    const ss_config *cfg = ss_model_config(m);
+    if (ss_cuda_copy_bandwidth(&c->copy_bytes_per_s, err)) return err->status;
+    return ss_cuda_gemm_rate(prompt_len, cfg->intermediate, cfg->hidden, &c->gemm_flops_per_s, err);
+}
+
+static int parse(bench_opts *b, int argc, char **argv) {
+    gen_options_default(&b->o);
+    b->o.params.max_tokens = 64;
+    b->prompt_len = 0;
+    b->decode_ctx[0] = 128;
+    b->repeats = 5;
+    for (int i = 1; i < argc; i++) {
+        int r = gen_options_parse(&b->o, "bench", argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        const char *a = argv[i], *v;
+        if (is_help(a)) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--json") == 0) {
+            b->json = true;
+        } else if (strcmp(a, "--prompt-len") == 0) {
+            if (!(v = arg_value("bench", argc, argv, &i)) || !arg_int("bench", a, v, 1, 1 << 20, &b->prompt_len)) return 2;
+        } else if (strcmp(a, "--repeats") == 0) {
+            if (!(v = arg_value("bench", argc, argv, &i)) || !arg_int("bench", a, v, 1, 1000, &b->repeats)) return 2;
+        } else {
+            fprintf(stderr, "specscope bench: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+    return -1;
+}
+
+int cmd_bench(int argc, char **argv) {
+    bench_opts b = {0};
+    int rc = parse(&b, argc, argv);
+    if (rc >= 0) return rc;
+    ss_error err = {0};
+    ss_session *s;
+    if (ss_session_open(&b.o.session, &s, &err)) {
+        fprintf(stderr, "specscope bench: %s\n", err.msg);
+        return err.status == SS_ENOMEM || err.status == SS_EDEVICE ? 1 : 2;
+    }
+    ss_model *m = ss_session_target(s);
+    bool cuda = strcmp(ss_model_backend_name(m), "cuda") == 0;
+    if (!b.prompt_len) b.prompt_len = cuda ? 2048 : 512;
+    b.decode_ctx[1] = cuda ? 4096 : 0;
+
+    ceilings c;
+    forward_numbers f = {0};
+    gen_numbers gens[3];
+    int n_gens = 0;
+    ss_status st = measure_ceilings(m, b.prompt_len, &c, &err);
+    if (!st) st = bench_forward(m, &b, &f, &err);
+    if (!st && c.gemm_flops_per_s > 0) f.prefill_flops_ratio = f.prefill_flops / c.gemm_flops_per_s;
+    bool has_draft = strcmp(ss_session_draft_kind(s), "none") != 0;
+    if (!st && has_draft && ss_session_tokenizer(s)) {
+        /* Plain decoding is the same session with k = 0 (no drafting), so the rows differ only in
+         * drafting. */
+        ss_params plain = b.o.params, spec = b.o.params;
+        plain.k = 0;
+        spec.easyspec = 0;
+        spec.easyspec_groups[0] = 0;
+        gens[0].label = "plain";
+        st = bench_generate(s, &plain, &gens[0], &err);
+        gens[1].label = "spec";
+        if (!st) st = bench_generate(s, &spec, &gens[1], &err);
+        n_gens = 2;
+        if (!st && (b.o.params.easyspec >= 2 || b.o.params.easyspec_groups[0])) {
+            gens[2].label = "easyspec";
+            st = bench_generate(s, &b.o.params, &gens[2], &err);
+            n_gens = 3;
+        }
+    }
+    if (st) {
+        fprintf(stderr, "specscope bench: %s\n", err.msg);
+    } else if (b.json) {
+        json_t *runs = json_array();
+        for (int i = 0; i < n_gens; i++) json_array_append_new(runs, gen_json(&gens[i]));
+        json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "model", b.o.session.model_dir, "backend",
+                              ss_model_backend_name(m), "copy_bytes_per_s",
+                              c.copy_bytes_per_s > 0 ? json_real(c.copy_bytes_per_s) : json_null(),
+                              "gemm_flops_per_s", c.gemm_flops_per_s > 0 ? json_real(c.gemm_flops_per_s) : json_null(),
+                              "forward", forward_json(&f, &c), "generate", runs, "speedup",
+                              n_gens > 1 && gens[0].tok_s > 0 ? json_real(gens[1].tok_s / gens[0].tok_s) : json_null());
+        report_print(o);
+        json_decref(o);
+    } else {
+        print_text(ss_model_backend_name(m), &f, &c, gens, n_gens);
+    }
+    ss_session_close(s);
+    return st ? (st == SS_ENOMEM || st == SS_EDEVICE ? 1 : 2) : 0;
+}
