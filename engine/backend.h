@@ -41,7 +41,7 @@ typedef struct {
                             ss_error *err);
     void (*free_weight)(ss_backend *b, ss_weight *w);
     ss_status (*alloc)(ss_backend *b, size_t bytes, void **out, ss_error *err); /* zero-filled */
-    void (*free)(ss_backend *b, void *p);
+    void (*free)(ss_backend *b, void *p); /* p may be NULL (teardown of a half-loaded model) */
     void (*to_host)(ss_backend *b, void *dst, const void *src, size_t bytes);
     void (*to_device)(ss_backend *b, void *dst, const void *src, size_t bytes);
     ss_status (*sync)(ss_backend *b, ss_error *err); /* waits for queued work; reports its errors */
@@ -52,24 +52,30 @@ typedef struct {
     /* Compute. n = number of positions in the batch. */
     void (*embed)(ss_backend *b, float *x, const ss_weight *table, int n);
     /* rows independent vectors of size dim (per-head q/k norm: rows = n * heads, dim = head_dim).
-     * w may be absent (data NULL): plain normalisation, no scale. */
+     * w may be absent (NULL or data NULL): plain normalisation, no scale. out may equal x (the q/k
+     * norms run in place). As in HF: out = w * (x * rsqrt(mean(x^2) + eps)). */
     void (*rmsnorm)(ss_backend *b, float *out, const float *x, const ss_weight *w, int rows, int dim,
                     float eps);
+    /* bias: NULL when absent (forward.c never passes a bias whose data is NULL); out != x. */
     void (*matmul)(ss_backend *b, float *out, const float *x, const ss_weight *w, const ss_weight *bias,
                    int n);
-    /* Rotates heads of x [n, heads, head_dim] in place at the batch positions (HF "rotate_half"). */
+    /* Rotates heads of x [n, heads, head_dim] in place at the batch positions (HF "rotate_half":
+     * pairs (d, d + head_dim/2)); the angle is (float)pos * inv_freq[d] in fp32, as transformers. */
     void (*rope)(ss_backend *b, float *x, int n, int heads, const ss_rope *rope);
     /* KV cache: kv_bytes() per position of one layer's K (or V); the layout is the backend's. */
     size_t (*kv_bytes)(ss_backend *b, int kv_dim);
     void (*kv_store)(ss_backend *b, void *kcache, void *vcache, const float *k, const float *v, int n,
                      int kv_dim);
-    /* out[n, heads*head_dim]: query i (at batch position p_i) attends to cache entries [0, p_i]. */
+    /* out[n, heads*head_dim]: query i (at batch position p_i) attends to cache entries [0, p_i]
+     * (kv_store of this batch comes first); scale 1/sqrt(head_dim), softmax in fp32; head h reads
+     * kv head h / (heads / kv_heads). */
     void (*attention)(ss_backend *b, float *out, const float *q, const void *kcache, const void *vcache,
                       int n, int heads, int kv_heads, int head_dim);
     /* Cache entries [0, len) of one layer as host floats [len, kv_dim] (tests, calibration checks). */
     void (*kv_read)(ss_backend *b, float *dst, const void *cache, int len, int kv_dim);
     void (*add)(ss_backend *b, float *x, const float *y, size_t count);              /* x += y */
-    void (*scale_add)(ss_backend *b, float *x, float a, const float *y, size_t count); /* x += a*y */
+    /* x += a*y; y may equal x (forward.c zeroes a buffer with a = -1). */
+    void (*scale_add)(ss_backend *b, float *x, float a, const float *y, size_t count);
     void (*silu_mul)(ss_backend *b, float *gate, const float *up, size_t count); /* gate = silu(gate)*up */
 } ss_backend_ops;
 

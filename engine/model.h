@@ -32,10 +32,11 @@ typedef struct {
  * groups[i] = {first, count}; count == 1 is an ordinary sequential layer. */
 typedef struct {
     int first, count;
-    /* Stacked weights of a group (count > 1), built by ss_model_plan_prepare. */
+    /* Stacked weights of a group (count > 1), built by ss_plan_prepare. */
     ss_weight qkv;   /* [count*(q+k+v), hidden], input-norm weights folded into the columns */
-    ss_weight o;     /* [hidden, count*q_dim] */
+    ss_weight o;     /* [hidden, count*q_dim]; attention-parallel mode only (layer mode needs each a_l) */
     ss_weight gate_up; /* attn mode: unused; layer mode: per-layer gate/up are used in a loop */
+    ss_weight qkv_bias; /* [count*(q+k+v)] stacked q/k/v biases (qwen2); data NULL otherwise */
 } ss_group;
 
 typedef struct {
@@ -57,6 +58,7 @@ struct ss_model {
     ss_scratch s;
     float *host_logits; /* [max_batch, vocab] host copy */
     const ss_plan *plan; /* NULL: sequential (the exact model) */
+    char backend_notice[320]; /* what --backend auto chose and why; printed once the load succeeded */
 };
 
 /* forward.c: one forward over n <= s.max_batch tokens at explicit positions, writing their K/V.

@@ -1,0 +1,17 @@
+/* no_cuda.c — the CUDA entry points of backend.h for builds without CUDA: they say so, and the
+ * model falls back to the CPU backend. */
+#ifndef SPECSCOPE_HAVE_CUDA
+#include <stdio.h>
+
+#include "backend.h"
+
+ss_status ss_backend_cuda_create(ss_backend **out, ss_error *err) {
+    *out = NULL;
+    return ss_fail(err, SS_EUNSUPPORTED, "cuda backend: built without CUDA");
+}
+
+bool ss_backend_cuda_available(char *why, size_t why_len) {
+    if (why && why_len) snprintf(why, why_len, "built without CUDA");
+    return false;
+}
+#endif

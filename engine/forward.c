@@ -1,0 +1,387 @@
+/* forward.c — the transformer forward pass, written once against the backend ops, and the EasySpec
+ * plans that run groups of layers in parallel on one input (layer-parallel drafting).
+ *
+ * Sequential layer: x += o(attn(rope(qkv(norm(x))))); x += down(silu(gate(norm(x))) * up(norm(x))).
+ *
+ * A group of count > 1 layers under a plan reads the group's input x in every layer:
+ *   attention-parallel (SS_EASYSPEC_ATTN): x' = x + sum_l a_l(x), then the group's MLPs in order on x';
+ *   layer-parallel (SS_EASYSPEC_LAYER):   x' = x + sum_l (a_l + mlp_l(x + a_l)),
+ * with a_l(x) = o_l(attn_l(norm_l(x))). The q/k/v projections of the group are one matmul over
+ * stacked weights whose columns carry each layer's input-norm weight, applied to the unweighted
+ * rmsnorm(x); in attention-parallel mode the o projections are one matmul too, over the
+ * concatenated attention outputs with W_o stacked along its input dimension, which sums the
+ * residual updates. Each layer still writes its own KV cache. The fused matmuls work on one
+ * position (drafting decodes one token at a time), so a batch under a plan runs position by
+ * position. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+static int q_dim(const ss_config *c) { return c->n_heads * c->head_dim; }
+static int kv_dim(const ss_config *c) { return c->n_kv_heads * c->head_dim; }
+
+/* An optional weight as the ops take it: NULL when absent. */
+static const ss_weight *opt(const ss_weight *w) { return w->data ? w : NULL; }
+
+/* ---------------------------------------------------------------- layer pieces */
+
+/* q/k norm, rope, KV store and attention of one layer whose q, k, v [n, ...] are projected. */
+static void attend(ss_model *m, ss_layer *L, float *q, float *k, float *v, float *att, int n) {
+    const ss_config *c = &m->cfg;
+    const ss_backend_ops *o = m->be->ops;
+    if (c->qk_norm) {
+        o->rmsnorm(m->be, q, q, &L->q_norm, n * c->n_heads, c->head_dim, c->rms_eps);
+        o->rmsnorm(m->be, k, k, &L->k_norm, n * c->n_kv_heads, c->head_dim, c->rms_eps);
+    }
+    o->rope(m->be, q, n, c->n_heads, &m->rope);
+    o->rope(m->be, k, n, c->n_kv_heads, &m->rope);
+    o->kv_store(m->be, L->kcache, L->vcache, k, v, n, kv_dim(c));
+    o->attention(m->be, att, q, L->kcache, L->vcache, n, c->n_heads, c->n_kv_heads, c->head_dim);
+}
+
+/* out = down(silu(gate(h)) * up(h)) with h = mlp_norm(in); out may be in or s.xn. */
+static void mlp(ss_model *m, const ss_layer *L, float *out, const float *in, int n) {
+    const ss_config *c = &m->cfg;
+    const ss_backend_ops *o = m->be->ops;
+    ss_scratch *s = &m->s;
+    o->rmsnorm(m->be, s->xn, in, &L->mlp_norm, n, c->hidden, c->rms_eps);
+    o->matmul(m->be, s->gate, s->xn, &L->gate, NULL, n);
+    o->matmul(m->be, s->up, s->xn, &L->up, NULL, n);
+    o->silu_mul(m->be, s->gate, s->up, (size_t)n * c->intermediate);
+    o->matmul(m->be, out, s->gate, &L->down, NULL, n);
+}
+
+static void layer_forward(ss_model *m, int l, int n) {
+    const ss_config *c = &m->cfg;
+    const ss_backend_ops *o = m->be->ops;
+    ss_scratch *s = &m->s;
+    ss_layer *L = &m->layers[l];
+    size_t count = (size_t)n * c->hidden;
+    o->rmsnorm(m->be, s->xn, s->x, &L->attn_norm, n, c->hidden, c->rms_eps);
+    o->matmul(m->be, s->q, s->xn, &L->q, opt(&L->q_bias), n);
+    o->matmul(m->be, s->k, s->xn, &L->k, opt(&L->k_bias), n);
+    o->matmul(m->be, s->v, s->xn, &L->v, opt(&L->v_bias), n);
+    attend(m, L, s->q, s->k, s->v, s->att, n);
+    o->matmul(m->be, s->xn, s->att, &L->o, NULL, n);
+    o->add(m->be, s->x, s->xn, count);
+    mlp(m, L, s->xn, s->x, n);
+    o->add(m->be, s->x, s->xn, count);
+}
+
+/* ---------------------------------------------------------------- EasySpec groups (one position) */
+
+/* Row j of the stacked q/k/v output holds layer first+j's [q | k | v]. */
+static size_t group_row(const ss_config *c) { return (size_t)q_dim(c) + 2 * (size_t)kv_dim(c); }
+
+/* Attention of every layer of the group on the group's input s.x; outputs concatenated in s.att. */
+static void group_attention(ss_model *m, const ss_group *g) {
+    const ss_config *c = &m->cfg;
+    const ss_backend_ops *o = m->be->ops;
+    ss_scratch *s = &m->s;
+    o->rmsnorm(m->be, s->xn, s->x, NULL, 1, c->hidden, c->rms_eps);
+    o->matmul(m->be, s->q, s->xn, &g->qkv, opt(&g->qkv_bias), 1);
+    for (int j = 0; j < g->count; j++) {
+        float *q = s->q + (size_t)j * group_row(c), *k = q + q_dim(c), *v = k + kv_dim(c);
+        attend(m, &m->layers[g->first + j], q, k, v, s->att + (size_t)j * q_dim(c), 1);
+    }
+}
+
+static void group_forward(ss_model *m, const ss_group *g, ss_easyspec_mode mode) {
+    const ss_config *c = &m->cfg;
+    const ss_backend_ops *o = m->be->ops;
+    ss_scratch *s = &m->s;
+    size_t hidden = (size_t)c->hidden;
+    group_attention(m, g);
+    if (mode == SS_EASYSPEC_ATTN) {
+        o->matmul(m->be, s->xn, s->att, &g->o, NULL, 1); /* sum of the group's attention updates */
+        o->add(m->be, s->x, s->xn, hidden);
+        for (int j = 0; j < g->count; j++) {
+            mlp(m, &m->layers[g->first + j], s->xn, s->x, 1);
+            o->add(m->be, s->x, s->xn, hidden);
+        }
+        return;
+    }
+    /* Layer-parallel: rows 1 and 2 of s.x (free with one position) hold h_l and the sum of updates. */
+    float *h = s->x + hidden, *sum = s->x + 2 * hidden;
+    o->scale_add(m->be, sum, -1.0f, sum, hidden); /* sum = 0 */
+    for (int j = 0; j < g->count; j++) {
+        ss_layer *L = &m->layers[g->first + j];
+        o->matmul(m->be, h, s->att + (size_t)j * q_dim(c), &L->o, NULL, 1); /* a_l */
+        o->add(m->be, sum, h, hidden);
+        o->add(m->be, h, s->x, hidden); /* x + a_l */
+        mlp(m, L, h, h, 1);
+        o->add(m->be, sum, h, hidden);
+    }
+    o->add(m->be, s->x, sum, hidden);
+}
+
+/* ---------------------------------------------------------------- the forward */
+
+static void run_layers(ss_model *m, int n) {
+    const ss_plan *plan = m->plan;
+    if (!plan) {
+        for (int l = 0; l < m->cfg.n_layers; l++) layer_forward(m, l, n);
+        return;
+    }
+    for (int i = 0; i < plan->n_groups; i++) {
+        const ss_group *g = &plan->groups[i];
+        if (g->count == 1)
+            layer_forward(m, g->first, n);
+        else
+            group_forward(m, g, plan->mode);
+    }
+}
+
+static ss_status forward_batch(ss_model *m, const int *tokens, const int *positions, int n, float *logits,
+                               bool last_only, ss_error *err) {
+    const ss_config *c = &m->cfg;
+    const ss_backend_ops *o = m->be->ops;
+    ss_scratch *s = &m->s;
+    o->set_batch(m->be, tokens, positions, n);
+    o->embed(m->be, s->x, &m->embed, n);
+    run_layers(m, n);
+    if (logits) {
+        int rows = last_only ? 1 : n;
+        const float *x = s->x + (size_t)(n - rows) * c->hidden;
+        o->rmsnorm(m->be, s->xn, x, &m->final_norm, rows, c->hidden, c->rms_eps);
+        o->matmul(m->be, s->logits, s->xn, &m->lm_head, NULL, rows);
+        o->to_host(m->be, logits, s->logits, (size_t)rows * c->vocab_size * sizeof(float));
+    }
+    ss_status st = o->sync(m->be, err);
+    return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s: forward", m->dir);
+}
+
+static ss_status check_batch(const ss_model *m, const int *tokens, const int *positions, int n, ss_error *err) {
+    if (!tokens || !positions || n <= 0 || n > m->s.max_batch)
+        return ss_fail(err, SS_EARG, "%s: forward over %d positions (1..%d, with tokens and positions)", m->dir, n,
+                       m->s.max_batch);
+    for (int i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab_size)
+            return ss_fail(err, SS_EARG, "%s: token id %d at batch index %d is outside the vocabulary [0, %d)",
+                           m->dir, tokens[i], i, m->cfg.vocab_size);
+        if (positions[i] < 0 || positions[i] >= m->max_context)
+            return ss_fail(err, SS_EARG, "%s: position %d at batch index %d is outside the context [0, %d)", m->dir,
+                           positions[i], i, m->max_context);
+    }
+    return SS_OK;
+}
+
+ss_status ss_forward(ss_model *m, const int *tokens, const int *positions, int n, float *logits, bool last_only,
+                     ss_error *err) {
+    ss_status st = check_batch(m, tokens, positions, n, err);
+    if (st != SS_OK) return st;
+    if (!m->plan || n == 1) return forward_batch(m, tokens, positions, n, logits, last_only, err);
+    size_t vocab = (size_t)m->cfg.vocab_size;
+    for (int i = 0; i < n && st == SS_OK; i++) {
+        float *dst = !logits ? NULL : !last_only ? logits + (size_t)i * vocab : i == n - 1 ? logits : NULL;
+        st = forward_batch(m, tokens + i, positions + i, 1, dst, true, err);
+    }
+    return st;
+}
+
+/* ---------------------------------------------------------------- plans: parsing */
+
+static ss_status plan_error(ss_error *err, const char *spec, const char *part, int part_len, const char *why) {
+    return ss_fail(err, SS_EARG, "easyspec groups \"%s\": part \"%.*s\" %s", spec, part_len, part, why);
+}
+
+/* A non-negative decimal number of at most 6 digits at *p; advances *p. */
+static bool parse_layer(const char **p, int *out) {
+    const char *s = *p;
+    int v = 0, digits = 0;
+    while (isdigit((unsigned char)*s) && digits < 7) v = v * 10 + (*s++ - '0'), digits++;
+    if (digits == 0 || digits > 6) return false;
+    *p = s;
+    *out = v;
+    return true;
+}
+
+/* "0-1,2-3,4": consecutive ranges that cover every layer once, in order. */
+static ss_status parse_explicit(const char *spec, int n_layers, ss_group *groups, int *n_groups, ss_error *err) {
+    int next = 0;
+    const char *p = spec;
+    for (;;) {
+        const char *part = p;
+        int part_len = (int)strcspn(part, ",");
+        int first, last;
+        if (!parse_layer(&p, &first)) return plan_error(err, spec, part, part_len, "is not a layer or a range A-B");
+        last = first;
+        if (*p == '-') {
+            p++;
+            if (!parse_layer(&p, &last)) return plan_error(err, spec, part, part_len, "is not a range A-B");
+        }
+        if (*p != ',' && *p != '\0') return plan_error(err, spec, part, part_len, "is not a layer or a range A-B");
+        char why[96];
+        if (first != next) {
+            snprintf(why, sizeof why, "starts at layer %d; expected layer %d (groups cover every layer in order)",
+                     first, next);
+            return plan_error(err, spec, part, part_len, why);
+        }
+        if (last < first) return plan_error(err, spec, part, part_len, "ends before it starts");
+        if (last >= n_layers) {
+            snprintf(why, sizeof why, "goes past the last layer (%d)", n_layers - 1);
+            return plan_error(err, spec, part, part_len, why);
+        }
+        groups[(*n_groups)++] = (ss_group){.first = first, .count = last - first + 1};
+        next = last + 1;
+        if (*p == '\0') break;
+        p++;
+    }
+    if (next != n_layers)
+        return ss_fail(err, SS_EARG, "easyspec groups \"%s\": layers %d-%d are in no group", spec, next, n_layers - 1);
+    return SS_OK;
+}
+
+ss_status ss_plan_parse(const ss_model *m, const char *spec, ss_easyspec_mode mode, ss_plan *plan, ss_error *err) {
+    memset(plan, 0, sizeof *plan);
+    if (!spec || !*spec) return ss_fail(err, SS_EARG, "easyspec groups: empty");
+    if (mode != SS_EASYSPEC_ATTN && mode != SS_EASYSPEC_LAYER)
+        return ss_fail(err, SS_EARG, "easyspec mode %d is neither attention- nor layer-parallel", (int)mode);
+    int n_layers = m->cfg.n_layers, n_groups = 0;
+    ss_group *groups = calloc((size_t)n_layers, sizeof *groups);
+    if (!groups) return ss_fail(err, SS_ENOMEM, "easyspec groups: out of memory");
+    ss_status st = SS_OK;
+    if (strspn(spec, "0123456789") == strlen(spec)) { /* "G": groups of G consecutive layers */
+        const char *p = spec;
+        int size;
+        if (!parse_layer(&p, &size) || size < 1)
+            st = ss_fail(err, SS_EARG, "easyspec group size \"%s\" is not a number from 1 to 999999", spec);
+        for (int first = 0; st == SS_OK && first < n_layers; first += size)
+            groups[n_groups++] = (ss_group){.first = first, .count = n_layers - first < size ? n_layers - first : size};
+    } else {
+        st = parse_explicit(spec, n_layers, groups, &n_groups, err);
+    }
+    if (st != SS_OK) {
+        free(groups);
+        return st;
+    }
+    *plan = (ss_plan){mode, n_groups, groups};
+    return SS_OK;
+}
+
+/* ---------------------------------------------------------------- plans: stacked weights */
+
+/* A checkpoint tensor of model.layers.L as n floats. */
+static ss_status layer_tensor_f32(const ss_model *m, int l, const char *suffix, float *dst, size_t n, ss_error *err) {
+    char name[128];
+    snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix);
+    const ss_tensor *t = ss_checkpoint_find(m->ck, name);
+    if (!t || t->nbytes != n * ss_dtype_size(t->dtype))
+        return ss_fail(err, SS_EFORMAT, "%s: tensor '%s' is missing or not %zu elements", m->dir, name, n);
+    for (size_t i = 0; i < n; i++) {
+        switch (t->dtype) {
+        case SS_F32: memcpy(&dst[i], (const char *)t->data + 4 * i, 4); break;
+        case SS_F16: dst[i] = ss_f16_to_f32(((const uint16_t *)t->data)[i]); break;
+        case SS_BF16: dst[i] = ss_bf16_to_f32(((const uint16_t *)t->data)[i]); break;
+        }
+    }
+    return SS_OK;
+}
+
+/* Host buffers for building one group's stacked weights. */
+typedef struct {
+    float *w, *bias, *norm, *tmp;
+} stack_bufs;
+
+static ss_status build_qkv(ss_model *m, ss_group *g, stack_bufs *b, ss_error *err) {
+    const ss_config *c = &m->cfg;
+    size_t hidden = (size_t)c->hidden, qd = (size_t)q_dim(c), kd = (size_t)kv_dim(c), row = group_row(c);
+    static const char *proj[3] = {"q_proj", "k_proj", "v_proj"};
+    ss_status st;
+    for (int j = 0; j < g->count; j++) {
+        int l = g->first + j;
+        if ((st = layer_tensor_f32(m, l, "input_layernorm.weight", b->norm, hidden, err))) return st;
+        size_t at = (size_t)j * row;
+        for (int p = 0; p < 3; p++) {
+            size_t rows = p == 0 ? qd : kd;
+            char name[64];
+            snprintf(name, sizeof name, "self_attn.%s.weight", proj[p]);
+            if ((st = layer_tensor_f32(m, l, name, b->w + at * hidden, rows * hidden, err))) return st;
+            if (c->qkv_bias) {
+                snprintf(name, sizeof name, "self_attn.%s.bias", proj[p]);
+                if ((st = layer_tensor_f32(m, l, name, b->bias + at, rows, err))) return st;
+            }
+            at += rows;
+        }
+        /* Fold the input norm: (x * inv * n) @ W^T == (x * inv) @ (W * n)^T, scaling column i by n[i]. */
+        for (size_t r = (size_t)j * row; r < (size_t)(j + 1) * row; r++)
+            for (size_t i = 0; i < hidden; i++) b->w[r * hidden + i] *= b->norm[i];
+    }
+    const ss_backend_ops *o = m->be->ops;
+    int rows = (int)(g->count * row);
+    if ((st = o->upload_f32(m->be, b->w, rows, (int)hidden, &g->qkv, err))) return st;
+    if (c->qkv_bias && (st = o->upload_f32(m->be, b->bias, 1, rows, &g->qkv_bias, err))) return st;
+    return SS_OK;
+}
+
+/* W_o of the group side by side: row r = [W_o(first)[r] | W_o(first+1)[r] | ...]. */
+static ss_status build_o(ss_model *m, ss_group *g, stack_bufs *b, ss_error *err) {
+    const ss_config *c = &m->cfg;
+    size_t hidden = (size_t)c->hidden, qd = (size_t)q_dim(c), cols = (size_t)g->count * qd;
+    for (int j = 0; j < g->count; j++) {
+        ss_status st = layer_tensor_f32(m, g->first + j, "self_attn.o_proj.weight", b->tmp, hidden * qd, err);
+        if (st != SS_OK) return st;
+        for (size_t r = 0; r < hidden; r++) memcpy(b->w + r * cols + j * qd, b->tmp + r * qd, qd * sizeof(float));
+    }
+    return m->be->ops->upload_f32(m->be, b->w, (int)hidden, (int)cols, &g->o, err);
+}
+
+static void free_group_weights(ss_model *m, ss_group *g) {
+    ss_weight *ws[] = {&g->qkv, &g->o, &g->gate_up, &g->qkv_bias};
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+        if (ws[i]->data) m->be->ops->free_weight(m->be, ws[i]);
+}
+
+/* With one position, a group's stacked q/k/v output goes to s.q: grow it when the group needs more. */
+static ss_status fit_scratch(ss_model *m, int largest_group, ss_error *err) {
+    const ss_config *c = &m->cfg;
+    size_t have = (size_t)m->s.max_batch * q_dim(c), need = (size_t)largest_group * group_row(c);
+    if (largest_group > m->s.max_batch) /* s.att holds the concatenated attention outputs */
+        return ss_fail(err, SS_EUNSUPPORTED, "easyspec: a group of %d layers is more than %d", largest_group,
+                       m->s.max_batch);
+    if (need <= have) return SS_OK;
+    void *bigger;
+    ss_status st = m->be->ops->alloc(m->be, need * sizeof(float), &bigger, err);
+    if (st != SS_OK) return ss_fail_prefix(err, "easyspec scratch");
+    m->be->ops->free(m->be, m->s.q);
+    m->s.q = bigger;
+    return SS_OK;
+}
+
+ss_status ss_plan_prepare(ss_model *m, ss_plan *plan, ss_error *err) {
+    const ss_config *c = &m->cfg;
+    int largest = 1;
+    for (int i = 0; i < plan->n_groups; i++)
+        if (plan->groups[i].count > largest) largest = plan->groups[i].count;
+    ss_status st = fit_scratch(m, largest, err);
+    if (st != SS_OK || largest == 1) return st;
+
+    size_t hidden = (size_t)c->hidden, qd = (size_t)q_dim(c);
+    size_t w_floats = (size_t)largest * group_row(c) * hidden; /* >= the stacked o, count*qd*hidden */
+    stack_bufs b = {malloc(w_floats * sizeof(float)), malloc((size_t)largest * group_row(c) * sizeof(float)),
+                    malloc(hidden * sizeof(float)), malloc(hidden * qd * sizeof(float))};
+    if (!b.w || !b.bias || !b.norm || !b.tmp) st = ss_fail(err, SS_ENOMEM, "easyspec: out of memory stacking weights");
+    for (int i = 0; st == SS_OK && i < plan->n_groups; i++) {
+        ss_group *g = &plan->groups[i];
+        if (g->count == 1) continue;
+        st = build_qkv(m, g, &b, err);
+        if (st == SS_OK && plan->mode == SS_EASYSPEC_ATTN) st = build_o(m, g, &b, err);
+    }
+    free(b.w);
+    free(b.bias);
+    free(b.norm);
+    free(b.tmp);
+    if (st != SS_OK)
+        for (int i = 0; i < plan->n_groups; i++) free_group_weights(m, &plan->groups[i]);
+    return st;
+}
+
+void ss_plan_free(ss_model *m, ss_plan *plan) {
+    if (!plan) return;
+    for (int i = 0; m && i < plan->n_groups; i++) free_group_weights(m, &plan->groups[i]);
+    free(plan->groups);
+    memset(plan, 0, sizeof *plan);
+}

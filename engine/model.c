@@ -1,0 +1,296 @@
+/* model.c — loading a checkpoint onto a backend (weights, rotary table, KV cache, scratch) and the
+ * public ss_model_* calls. The forward pass itself is in forward.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+#define MAX_BATCH 256             /* positions per ss_forward; ss_model_forward chunks longer runs */
+#define DEFAULT_MAX_CONTEXT 4096  /* KV cache length when neither the caller nor the config is shorter */
+
+/* ---------------------------------------------------------------- weights */
+
+static size_t weight_bytes(const ss_weight *w) {
+    return w->data ? (size_t)w->rows * (size_t)w->cols * ss_dtype_size(w->dtype) : 0;
+}
+
+/* The 14 weight slots of a layer (absent ones have data NULL). */
+#define LAYER_WEIGHTS 14
+static void layer_weights(ss_layer *L, ss_weight *out[LAYER_WEIGHTS]) {
+    ss_weight *ws[LAYER_WEIGHTS] = {&L->attn_norm, &L->q,      &L->k,      &L->v,        &L->o,    &L->q_bias, &L->k_bias,
+                                    &L->v_bias,    &L->q_norm, &L->k_norm, &L->mlp_norm, &L->gate, &L->up,     &L->down};
+    memcpy(out, ws, sizeof ws);
+}
+
+/* Checks a tensor's shape against the geometry and makes it a backend weight. */
+static ss_status bind(ss_model *m, const char *name, int ndim, int64_t d0, int64_t d1, ss_weight *w,
+                      ss_error *err) {
+    int64_t shape[2] = {d0, d1};
+    const ss_tensor *t;
+    ss_status st = ss_checkpoint_expect(m->ck, name, ndim, shape, &t, err);
+    if (st != SS_OK) return st;
+    return m->be->ops->upload(m->be, t, w, err);
+}
+
+typedef struct {
+    const char *suffix; /* after "model.layers.N." */
+    int ndim;
+    int64_t d0, d1;
+    size_t offset; /* of the ss_weight inside ss_layer */
+    bool wanted;
+} layer_tensor;
+
+static ss_status bind_layer(ss_model *m, int l, ss_error *err) {
+    const ss_config *c = &m->cfg;
+    int64_t hidden = c->hidden, inter = c->intermediate, hd = c->head_dim;
+    int64_t qd = (int64_t)c->n_heads * hd, kd = (int64_t)c->n_kv_heads * hd;
+    const layer_tensor tensors[] = {
+        {"input_layernorm.weight", 1, hidden, 0, offsetof(ss_layer, attn_norm), true},
+        {"self_attn.q_proj.weight", 2, qd, hidden, offsetof(ss_layer, q), true},
+        {"self_attn.k_proj.weight", 2, kd, hidden, offsetof(ss_layer, k), true},
+        {"self_attn.v_proj.weight", 2, kd, hidden, offsetof(ss_layer, v), true},
+        {"self_attn.o_proj.weight", 2, hidden, qd, offsetof(ss_layer, o), true},
+        {"self_attn.q_proj.bias", 1, qd, 0, offsetof(ss_layer, q_bias), c->qkv_bias},
+        {"self_attn.k_proj.bias", 1, kd, 0, offsetof(ss_layer, k_bias), c->qkv_bias},
+        {"self_attn.v_proj.bias", 1, kd, 0, offsetof(ss_layer, v_bias), c->qkv_bias},
+        {"self_attn.q_norm.weight", 1, hd, 0, offsetof(ss_layer, q_norm), c->qk_norm},
+        {"self_attn.k_norm.weight", 1, hd, 0, offsetof(ss_layer, k_norm), c->qk_norm},
+        {"post_attention_layernorm.weight", 1, hidden, 0, offsetof(ss_layer, mlp_norm), true},
+        {"mlp.gate_proj.weight", 2, inter, hidden, offsetof(ss_layer, gate), true},
+        {"mlp.up_proj.weight", 2, inter, hidden, offsetof(ss_layer, up), true},
+        {"mlp.down_proj.weight", 2, hidden, inter, offsetof(ss_layer, down), true},
+    };
+    for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++) {
+        const layer_tensor *t = &tensors[i];
+        if (!t->wanted) continue;
+        char name[128];
+        snprintf(name, sizeof name, "model.layers.%d.%s", l, t->suffix);
+        ss_weight *w = (ss_weight *)((char *)&m->layers[l] + t->offset);
+        ss_status st = bind(m, name, t->ndim, t->d0, t->d1, w, err);
+        if (st != SS_OK) return st;
+    }
+    return SS_OK;
+}
+
+static ss_status bind_weights(ss_model *m, ss_error *err) {
+    const ss_config *c = &m->cfg;
+    ss_status st;
+    if ((st = bind(m, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden, &m->embed, err)) ||
+        (st = bind(m, "model.norm.weight", 1, c->hidden, 0, &m->final_norm, err)))
+        return st;
+    for (int l = 0; l < c->n_layers; l++)
+        if ((st = bind_layer(m, l, err)) != SS_OK) return st;
+
+    if (c->tie_embeddings) {
+        m->lm_head = m->embed;
+    } else if (!ss_checkpoint_find(m->ck, "lm_head.weight")) {
+        return ss_fail(err, SS_EFORMAT, "%s: missing tensor 'lm_head.weight' and config.json has tie_word_embeddings "
+                       "false", m->dir);
+    } else if ((st = bind(m, "lm_head.weight", 2, c->vocab_size, c->hidden, &m->lm_head, err)) != SS_OK) {
+        return st;
+    }
+    return SS_OK;
+}
+
+/* ---------------------------------------------------------------- rotary table */
+
+/* inv_freq[i] = theta^(-2i/d), formed in fp32 like transformers, then scaled. llama3 (transformers'
+ * _compute_llama3_parameters): wavelengths longer than original/low_freq_factor are divided by
+ * factor, shorter than original/high_freq_factor kept, and the band between interpolated. */
+static void rope_init(const ss_config *c, float *inv_freq) {
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float exponent = (float)(2 * i) / (float)c->head_dim;
+        float f = 1.0f / powf(c->rope_theta, exponent);
+        if (c->rope_type == SS_ROPE_LINEAR) {
+            f /= c->rope_factor;
+        } else if (c->rope_type == SS_ROPE_LLAMA3) {
+            float old_len = (float)c->rope_original_max_position;
+            float low_wavelen = old_len / c->rope_low_freq_factor;
+            float high_wavelen = old_len / c->rope_high_freq_factor;
+            float wavelen = 2.0f * (float)M_PI / f;
+            if (wavelen > low_wavelen) {
+                f /= c->rope_factor;
+            } else if (!(wavelen < high_wavelen)) {
+                float smooth = (old_len / wavelen - c->rope_low_freq_factor) /
+                               (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f = (1.0f - smooth) * f / c->rope_factor + smooth * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
+}
+
+/* ---------------------------------------------------------------- buffers */
+
+static ss_status alloc_floats(ss_model *m, size_t count, float **out, const char *what, ss_error *err) {
+    void *p;
+    ss_status st = m->be->ops->alloc(m->be, count * sizeof(float), &p, err);
+    if (st != SS_OK) return ss_fail_prefix(err, "%s: %s", m->dir, what);
+    *out = p;
+    return SS_OK;
+}
+
+static ss_status alloc_buffers(ss_model *m, ss_error *err) {
+    const ss_config *c = &m->cfg;
+    const ss_backend_ops *o = m->be->ops;
+    int kv_dim = c->n_kv_heads * c->head_dim;
+    size_t cache = o->kv_bytes(m->be, kv_dim) * (size_t)m->max_context;
+    for (int l = 0; l < c->n_layers; l++) {
+        ss_layer *L = &m->layers[l];
+        if (o->alloc(m->be, cache, &L->kcache, err) || o->alloc(m->be, cache, &L->vcache, err))
+            return ss_fail_prefix(err, "%s: KV cache for %d positions", m->dir, m->max_context);
+    }
+    ss_scratch *s = &m->s;
+    size_t B = (size_t)(s->max_batch = MAX_BATCH);
+    size_t qd = (size_t)c->n_heads * c->head_dim;
+    ss_status st;
+    if ((st = alloc_floats(m, B * c->hidden, &s->x, "scratch", err)) ||
+        (st = alloc_floats(m, B * c->hidden, &s->xn, "scratch", err)) ||
+        (st = alloc_floats(m, B * qd, &s->q, "scratch", err)) ||
+        (st = alloc_floats(m, B * kv_dim, &s->k, "scratch", err)) ||
+        (st = alloc_floats(m, B * kv_dim, &s->v, "scratch", err)) ||
+        (st = alloc_floats(m, B * qd, &s->att, "scratch", err)) ||
+        (st = alloc_floats(m, B * c->intermediate, &s->gate, "scratch", err)) ||
+        (st = alloc_floats(m, B * c->intermediate, &s->up, "scratch", err)) ||
+        (st = alloc_floats(m, B * c->vocab_size, &s->logits, "scratch", err)))
+        return st;
+    m->host_logits = malloc(B * c->vocab_size * sizeof(float));
+    if (!m->host_logits)
+        return ss_fail(err, SS_ENOMEM, "%s: out of memory for logits of %zu positions", m->dir, B);
+    return SS_OK;
+}
+
+/* ---------------------------------------------------------------- backend choice */
+
+/* AUTO picks CUDA when a device is present; either way the choice is told (after the load, so a
+ * bad checkpoint still ends with its one error line). An explicit CUDA request fails when no device
+ * is there. */
+static ss_status create_backend(ss_model *m, const ss_model_opts *opts, ss_error *err) {
+    if (opts->backend == SS_BACKEND_CPU) return ss_backend_cpu_create(&m->be, err);
+    char why[256] = "unknown reason";
+    if (ss_backend_cuda_available(why, sizeof why)) {
+        snprintf(m->backend_notice, sizeof m->backend_notice, "specscope: using the CUDA backend (%s)", why);
+        return ss_backend_cuda_create(&m->be, err);
+    }
+    if (opts->backend == SS_BACKEND_CUDA)
+        return ss_fail(err, SS_EUNSUPPORTED, "%s: --backend cuda asked for, but no CUDA device is usable (%s)", m->dir, why);
+    snprintf(m->backend_notice, sizeof m->backend_notice, "specscope: no CUDA device (%s); using the CPU backend", why);
+    return ss_backend_cpu_create(&m->be, err);
+}
+
+/* ---------------------------------------------------------------- public calls */
+
+static void free_weight(ss_model *m, ss_weight *w) {
+    if (w->data) m->be->ops->free_weight(m->be, w);
+}
+
+void ss_model_free(ss_model *m) {
+    if (!m) return;
+    if (m->be) {
+        const ss_backend_ops *o = m->be->ops;
+        if (m->lm_head.data != m->embed.data) free_weight(m, &m->lm_head);
+        free_weight(m, &m->embed);
+        free_weight(m, &m->final_norm);
+        for (int l = 0; m->layers && l < m->cfg.n_layers; l++) {
+            ss_layer *L = &m->layers[l];
+            ss_weight *ws[LAYER_WEIGHTS];
+            layer_weights(L, ws);
+            for (int i = 0; i < LAYER_WEIGHTS; i++) free_weight(m, ws[i]);
+            o->free(m->be, L->kcache);
+            o->free(m->be, L->vcache);
+        }
+        float *bufs[] = {m->s.x, m->s.xn, m->s.q, m->s.k, m->s.v, m->s.att, m->s.gate, m->s.up, m->s.logits};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->free(m->be, bufs[i]);
+        o->destroy(m->be);
+    }
+    ss_checkpoint_close(m->ck);
+    free(m->layers);
+    free(m->inv_freq);
+    free(m->host_logits);
+    free(m);
+}
+
+static ss_status load(ss_model *m, const ss_model_opts *opts, ss_error *err) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/config.json", m->dir);
+    ss_status st;
+    if ((st = ss_config_load(path, &m->cfg, err)) || (st = ss_checkpoint_open(m->dir, &m->ck, err))) return st;
+    const ss_config *c = &m->cfg;
+    m->max_context = opts->max_context > 0 ? opts->max_context
+                     : c->max_position < DEFAULT_MAX_CONTEXT ? c->max_position
+                                                             : DEFAULT_MAX_CONTEXT;
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    m->inv_freq = malloc((size_t)(c->head_dim / 2) * sizeof *m->inv_freq);
+    if (!m->layers || !m->inv_freq) return ss_fail(err, SS_ENOMEM, "%s: out of memory for the model", m->dir);
+    rope_init(c, m->inv_freq);
+    m->rope = (ss_rope){c->head_dim, m->inv_freq};
+    if ((st = create_backend(m, opts, err)) || (st = bind_weights(m, err))) return st;
+    return alloc_buffers(m, err);
+}
+
+ss_status ss_model_load(const ss_model_opts *opts, ss_model **out, ss_error *err) {
+    if (!opts || !opts->dir || !out) return ss_fail(err, SS_EARG, "ss_model_load: no options, folder or output");
+    *out = NULL;
+    if (opts->max_context < 0)
+        return ss_fail(err, SS_EARG, "%s: max_context %d is negative", opts->dir, opts->max_context);
+    ss_model *m = calloc(1, sizeof *m);
+    if (!m) return ss_fail(err, SS_ENOMEM, "%s: out of memory", opts->dir);
+    if (strlen(opts->dir) >= sizeof m->dir) {
+        free(m);
+        return ss_fail(err, SS_EARG, "model folder path is longer than %zu bytes", sizeof m->dir - 1);
+    }
+    strcpy(m->dir, opts->dir);
+    ss_status st = load(m, opts, err);
+    if (st != SS_OK) {
+        ss_model_free(m);
+        return st;
+    }
+    if (!opts->quiet && m->backend_notice[0]) fprintf(stderr, "%s\n", m->backend_notice);
+    *out = m;
+    return SS_OK;
+}
+
+const ss_config *ss_model_config(const ss_model *m) { return &m->cfg; }
+const char *ss_model_backend_name(const ss_model *m) { return m->be->ops->name; }
+int ss_model_max_context(const ss_model *m) { return m->max_context; }
+/* Decoding reads one embedding row, every layer weight, the final norm and the whole lm_head. */
+size_t ss_model_weight_bytes(const ss_model *m) {
+    size_t total = weight_bytes(&m->embed) / (size_t)m->cfg.vocab_size + weight_bytes(&m->final_norm) +
+                   weight_bytes(&m->lm_head);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        ss_weight *ws[LAYER_WEIGHTS];
+        layer_weights(&m->layers[l], ws);
+        for (int i = 0; i < LAYER_WEIGHTS; i++) total += weight_bytes(ws[i]);
+    }
+    return total;
+}
+
+ss_status ss_model_forward(ss_model *m, const int *tokens, const int *positions, int n, float *logits,
+                           bool last_only, ss_error *err) {
+    if (!m || !tokens || !positions || n <= 0)
+        return ss_fail(err, SS_EARG, "ss_model_forward: no model, tokens or positions, or n = %d", n);
+    size_t vocab = (size_t)m->cfg.vocab_size;
+    for (int start = 0; start < n; start += m->s.max_batch) {
+        int count = n - start < m->s.max_batch ? n - start : m->s.max_batch;
+        bool last_chunk = start + count == n;
+        float *dst = !logits ? NULL : !last_only ? logits + (size_t)start * vocab : last_chunk ? logits : NULL;
+        ss_status st = ss_forward(m, tokens + start, positions + start, count, dst, last_only, err);
+        if (st != SS_OK) return st;
+    }
+    return SS_OK;
+}
+
+ss_status ss_model_read_kv(ss_model *m, int layer, int len, float *k, float *v, ss_error *err) {
+    if (!m || !k || !v) return ss_fail(err, SS_EARG, "ss_model_read_kv: no model or output");
+    if (layer < 0 || layer >= m->cfg.n_layers)
+        return ss_fail(err, SS_EARG, "%s: layer %d is outside [0, %d)", m->dir, layer, m->cfg.n_layers);
+    if (len < 0 || len > m->max_context)
+        return ss_fail(err, SS_EARG, "%s: KV length %d is outside [0, %d]", m->dir, len, m->max_context);
+    int kv_dim = m->cfg.n_kv_heads * m->cfg.head_dim;
+    m->be->ops->kv_read(m->be, k, m->layers[layer].kcache, len, kv_dim);
+    m->be->ops->kv_read(m->be, v, m->layers[layer].vcache, len, kv_dim);
+    return m->be->ops->sync(m->be, err);
+}
