@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- values */
@@ -65,6 +66,9 @@ static int add_tensor(ck_model *m, const char *name, int rows, int cols, tensor_
     float scale = kind == KIND_MATRIX ? sqrtf(3.0f / (float)cols) : kind == KIND_EMBED ? 1.0f : kind == KIND_NORM ? 0.3f : 0.2f;
     for (size_t i = 0; i < (size_t)rows * cols; i++)
         t->data[i] = (kind == KIND_NORM ? 1.0f : 0.0f) + scale * uniform_pm1(rng);
+    uint64_t noise = m->spec.noise_seed ^ (uint64_t)m->n * 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; m->spec.noise > 0 && i < (size_t)rows * cols; i++)
+        t->data[i] += m->spec.noise * scale * uniform_pm1(&noise);
     return 0;
 }
 
@@ -185,6 +189,7 @@ static int write_safetensors(const char *dir, ck_model *m) {
 
 int ck_write(const char *dir, const ck_spec *spec, ck_model *out) {
     ck_model m = {.spec = *spec, .head_dim = spec->head_dim ? spec->head_dim : spec->hidden / spec->heads};
+    mkdir(dir, 0755); /* an existing folder is fine: its files are replaced */
     int rc = build(&m) || write_config(dir, &m) || write_safetensors(dir, &m) ? -1 : 0;
     if (rc == 0 && out)
         *out = m;

@@ -21,6 +21,11 @@ typedef struct {
     int rope_original;
     int max_position;
     uint64_t seed;
+    /* A draft-like variant: the same seed with fewer layers shares the first layers' weights (they
+     * are drawn in order), and noise > 0 adds noise * (each tensor's scale) drawn from noise_seed, so
+     * it agrees with the original often but not always. */
+    float noise;
+    uint64_t noise_seed;
     const char *omit; /* a tensor left out (error tests), or NULL */
 } ck_spec;
 
@@ -37,7 +42,7 @@ typedef struct {
     int n;
 } ck_model;
 
-/* Writes dir/config.json and dir/model.safetensors; fills out (NULL: not kept). 0 on success. */
+/* Writes dir/config.json and dir/model.safetensors (creating dir); fills out (NULL: not kept). 0 on success. */
 int ck_write(const char *dir, const ck_spec *spec, ck_model *out);
 const float *ck_find(const ck_model *m, const char *name); /* NULL when absent */
 void ck_free(ck_model *m);

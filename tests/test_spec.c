@@ -6,7 +6,7 @@
 
 #include "check.h"
 #include "spec.h"
-#include "support/tiny_model.h"
+#include "core_checkpoint.h"
 
 /* ---------------------------------------------------------------- statistics */
 
@@ -128,27 +128,28 @@ static ss_model *load(const char *dir) {
 }
 
 static int make_models(model_dirs *d) {
-    if (tiny_tempdir(d->dir, sizeof d->dir)) return -1;
+    if (ck_tempdir(d->dir, sizeof d->dir)) return -1;
     snprintf(d->target, sizeof d->target, "%s/target", d->dir);
     snprintf(d->draft, sizeof d->draft, "%s/draft", d->dir);
     snprintf(d->tiny_target, sizeof d->tiny_target, "%s/tiny_target", d->dir);
     snprintf(d->tiny_draft, sizeof d->tiny_draft, "%s/tiny_draft", d->dir);
-    tiny_spec t = tiny_default();
-    t.layers = 4; /* EasySpec groups of 2 and 4 */
-    tiny_spec dr = t;
+    ck_spec t = {.arch = "llama", .vocab = 64, .hidden = 32, .intermediate = 64, .layers = 4, /* EasySpec groups of 2, 4 */
+                 .heads = 4, .kv_heads = 2, .dtype = SS_F32, .tied = true, .rope_theta = 10000, .max_position = 512,
+                 .seed = 1};
+    ck_spec dr = t;
     dr.layers = 3;
     dr.noise = 0.3f;
     dr.noise_seed = 9;
     /* A vocabulary of 6 for the sampling test: few enough cells to count pairs. */
-    tiny_spec st = tiny_default(), sd;
+    ck_spec st = t, sd;
     st.vocab = 6;
-    st.scale = 0.5f;
+    st.layers = 2;
     sd = st;
     sd.layers = 1;
     sd.noise = 0.5f;
     sd.noise_seed = 3;
-    return tiny_model_write(d->target, &t) || tiny_model_write(d->draft, &dr) || tiny_model_write(d->tiny_target, &st) ||
-           tiny_model_write(d->tiny_draft, &sd);
+    return ck_write(d->target, &t, NULL) || ck_write(d->draft, &dr, NULL) || ck_write(d->tiny_target, &st, NULL) ||
+           ck_write(d->tiny_draft, &sd, NULL);
 }
 
 static ss_status generate(ss_model *target, ss_model *draft, ss_draft_kind kind, const ss_plan *plan, ss_kv_state *kv,
@@ -351,9 +352,9 @@ static void test_sampling_lossless(const model_dirs *d) {
 static void test_vocab_mismatch(const model_dirs *d) {
     char other[4300];
     snprintf(other, sizeof other, "%s/other_vocab", d->dir);
-    tiny_spec s = tiny_default();
-    s.vocab = 48;
-    CHECK(tiny_model_write(other, &s) == 0);
+    ck_spec s = {.arch = "llama", .vocab = 48, .hidden = 32, .intermediate = 64, .layers = 2, .heads = 4, .kv_heads = 2,
+                 .dtype = SS_F32, .tied = true, .rope_theta = 10000, .max_position = 512, .seed = 5};
+    CHECK(ck_write(other, &s, NULL) == 0);
     ss_session_opts o = {.model_dir = d->target, .draft_dir = other, .backend = SS_BACKEND_CPU, .quiet = true};
     ss_session *sess = NULL;
     ss_error err = {0};
@@ -380,6 +381,6 @@ int main(void) {
     if (draft) ss_model_free(draft);
     test_sampling_lossless(&d);
     test_vocab_mismatch(&d);
-    tiny_remove(d.dir);
+    ck_remove(d.dir);
     return check_done();
 }
