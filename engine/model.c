@@ -255,6 +255,7 @@ ss_status ss_model_load(const ss_model_opts *opts, ss_model **out, ss_error *err
 
 const ss_config *ss_model_config(const ss_model *m) { return &m->cfg; }
 const char *ss_model_backend_name(const ss_model *m) { return m->be->ops->name; }
+const char *ss_model_backend_notice(const ss_model *m) { return m->backend_notice; }
 int ss_model_max_context(const ss_model *m) { return m->max_context; }
 /* Decoding reads one embedding row, every layer weight, the final norm and the whole lm_head. */
 size_t ss_model_weight_bytes(const ss_model *m) {

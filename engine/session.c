@@ -116,8 +116,9 @@ ss_status ss_session_open(const ss_session_opts *opts, ss_session **out, ss_erro
     if (!s) return ss_fail(err, SS_ENOMEM, "out of memory for a session");
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->not_full, NULL);
+    /* Quiet until everything loaded: a bad draft or tokenizer ends with its one error line alone. */
     ss_model_opts mo = {.dir = opts->model_dir, .backend = opts->backend, .max_context = opts->max_context,
-                        .quiet = opts->quiet};
+                        .quiet = true};
     ss_status st = ss_model_load(&mo, &s->target, err);
     if (!st && file_exists(opts->model_dir, "tokenizer.json")) {
         st = ss_tokenizer_load(opts->model_dir, &s->tok, err);
@@ -129,6 +130,7 @@ ss_status ss_session_open(const ss_session_opts *opts, ss_session **out, ss_erro
         return st;
     }
     collect_stop_ids(s);
+    if (!opts->quiet && ss_model_backend_notice(s->target)[0]) fprintf(stderr, "%s\n", ss_model_backend_notice(s->target));
     *out = s;
     return SS_OK;
 }

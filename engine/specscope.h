@@ -154,6 +154,8 @@ ss_status ss_model_load(const ss_model_opts *opts, ss_model **out, ss_error *err
 void ss_model_free(ss_model *m);
 const ss_config *ss_model_config(const ss_model *m);
 const char *ss_model_backend_name(const ss_model *m); /* "cpu" or "cuda" */
+/* What --backend auto chose and why ("" for an explicit choice); printed by the load unless quiet. */
+const char *ss_model_backend_notice(const ss_model *m);
 int ss_model_max_context(const ss_model *m);
 size_t ss_model_weight_bytes(const ss_model *m); /* bytes read per decoded token, weights only */
 size_t ss_model_kv_bytes(const ss_model *m, int context); /* K and V bytes one decode step reads */
