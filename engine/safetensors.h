@@ -16,7 +16,8 @@ typedef struct {
     ss_dtype dtype;
     int ndim;
     int64_t shape[SS_MAX_DIMS];
-    const void *data; /* inside the mapping */
+    const void *data; /* inside the mapping; aligned to the element size when the writer aligned it (the
+                         safetensors library does), so read through memcpy or check the alignment */
     size_t nbytes;
     const char *file; /* path of the shard that holds it */
 } ss_tensor;
@@ -32,7 +33,8 @@ const ss_tensor *ss_checkpoint_tensor(const ss_checkpoint *ck, int i);
 
 /* Parses one safetensors header held in memory (the whole file: 8-byte length + JSON + data).
  * Exposed for tests and the fuzzer. file names the source in messages. Tensors are appended to
- * the checkpoint. */
+ * the checkpoint; their data points into buf, which must outlive it (names and file are copied).
+ * On failure the checkpoint is unchanged. */
 ss_status ss_checkpoint_add_buffer(ss_checkpoint *ck, const void *buf, size_t len, const char *file,
                                    ss_error *err);
 ss_checkpoint *ss_checkpoint_new(void);
