@@ -1,0 +1,655 @@
+/* lua_session.c — spec.open and the session object scripts drive: set, generate (with Lua
+ * callbacks per token and per step), reset, close, and the LoRA / trace methods whose engine parts
+ * have not landed yet.
+ *
+ * Engine calls never see a Lua error: whatever can raise (building tables, calling the script's
+ * callbacks) runs either before or after the engine call, or inside lua_pcall from the callback
+ * trampolines, which record the first error, stop the generation and raise it once the engine
+ * has returned. Engine memory a Lua error could strand (results, prompt ids) lives in a userdata
+ * whose __gc frees it. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "lua_internal.h"
+
+#define SESSION_MT "spec.session"
+#define BOX_MT "spec.generation"
+
+/* The session's user values: its callbacks, and the conversation kept for spec.chat_template. */
+enum { UV_ON_TOKEN = 1, UV_ON_STEP, UV_HISTORY, N_UV = UV_HISTORY };
+
+typedef struct {
+    ss_session *s;  /* NULL once closed */
+    bool borrowed;  /* spec.current: the interface owns it; close only forgets it */
+    bool busy;      /* a generate call runs; its callbacks may not generate, reset or close */
+    ss_params params;
+} lua_session;
+
+/* What one generate call allocates with malloc: freed by __gc should a Lua error intervene. */
+typedef struct {
+    ss_result result;
+    ss_ids prompt;
+} gen_box;
+
+static lua_session *check_session(lua_State *L) {
+    lua_session *ls = luaL_checkudata(L, 1, SESSION_MT);
+    if (!ls->s) luaL_error(L, "spec: session is closed");
+    return ls;
+}
+
+/* A session that may start a generation or change its state now. */
+static lua_session *check_idle(lua_State *L, const char *what) {
+    lua_session *ls = check_session(L);
+    if (ls->busy) luaL_error(L, "spec: %s: the session is generating (called from one of its callbacks)", what);
+    if (ls->borrowed && ss_session_busy(ls->s))
+        luaL_error(L, "spec: %s: the interface's session is busy with a generation", what);
+    return ls;
+}
+
+/* ---------------------------------------------------------------- parameters */
+
+static const char *value_text(lua_State *L, int idx) { return luaL_tolstring(L, idx, NULL); }
+
+static lua_Integer opt_int(lua_State *L, const char *fn, const char *key, lua_Integer lo, lua_Integer hi) {
+    int is_int = 0;
+    lua_Integer v = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &is_int) : 0;
+    if (!is_int || v < lo || v > hi)
+        luaL_error(L, "spec: %s: %s must be an integer in [%I, %I] (got %s)", fn, key, (LUAI_UACINT)lo,
+                   (LUAI_UACINT)hi, value_text(L, -1));
+    return v;
+}
+
+static double opt_num(lua_State *L, const char *fn, const char *key, double lo, double hi) {
+    int is_num = lua_type(L, -1) == LUA_TNUMBER;
+    double v = lua_tonumber(L, -1);
+    if (!is_num || !isfinite(v) || v < lo || v > hi) {
+        char range[64];
+        snprintf(range, sizeof range, "[%g, %g]", lo, hi);
+        luaL_error(L, "spec: %s: %s must be a number in %s (got %s)", fn, key, range, value_text(L, -1));
+    }
+    return v;
+}
+
+static bool opt_bool(lua_State *L, const char *fn, const char *key) {
+    if (!lua_isboolean(L, -1)) luaL_error(L, "spec: %s: %s must be true or false (got %s)", fn, key, value_text(L, -1));
+    return lua_toboolean(L, -1);
+}
+
+static const char *opt_str(lua_State *L, const char *fn, const char *key) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "spec: %s: %s must be a string (got %s)", fn, key, value_text(L, -1));
+    return lua_tostring(L, -1);
+}
+
+/* One generation parameter (value on top of the stack); the ranges are the CLI's. */
+static void set_param(lua_State *L, const char *fn, const char *key, ss_params *p) {
+    ss_sampling *sp = &p->sampling;
+    if (strcmp(key, "k") == 0) p->k = (int)opt_int(L, fn, key, 0, SS_MAX_K);
+    else if (strcmp(key, "temperature") == 0) sp->temperature = (float)opt_num(L, fn, key, 0, 100);
+    else if (strcmp(key, "top_k") == 0) sp->top_k = (int)opt_int(L, fn, key, 0, 1 << 24);
+    else if (strcmp(key, "top_p") == 0) sp->top_p = (float)opt_num(L, fn, key, 0, 1);
+    else if (strcmp(key, "min_p") == 0) sp->min_p = (float)opt_num(L, fn, key, 0, 1);
+    else if (strcmp(key, "repeat_penalty") == 0) sp->repeat_penalty = (float)opt_num(L, fn, key, 0.01, 100);
+    else if (strcmp(key, "seed") == 0) sp->seed = (uint64_t)opt_int(L, fn, key, 0, LUA_MAXINTEGER);
+    else if (strcmp(key, "max_tokens") == 0) p->max_tokens = (int)opt_int(L, fn, key, 0, 1 << 20);
+    else if (strcmp(key, "easyspec") == 0) p->easyspec = (int)opt_int(L, fn, key, 0, 1024);
+    else if (strcmp(key, "adaptive") == 0) p->adaptive = (float)opt_num(L, fn, key, 0, 1);
+    else if (strcmp(key, "chat") == 0) p->chat = opt_bool(L, fn, key);
+    else if (strcmp(key, "stop_at_eos") == 0) p->stop_at_eos = opt_bool(L, fn, key);
+    else if (strcmp(key, "easyspec_mode") == 0) {
+        const char *m = opt_str(L, fn, key);
+        if (strcmp(m, "attn") == 0) p->easyspec_mode = SS_EASYSPEC_ATTN;
+        else if (strcmp(m, "layer") == 0) p->easyspec_mode = SS_EASYSPEC_LAYER;
+        else luaL_error(L, "spec: %s: easyspec_mode must be \"attn\" or \"layer\" (got \"%s\")", fn, m);
+    } else if (strcmp(key, "groups") == 0 || strcmp(key, "easyspec_groups") == 0) {
+        const char *g = opt_str(L, fn, key);
+        if (strlen(g) >= sizeof p->easyspec_groups)
+            luaL_error(L, "spec: %s: %s is longer than %d characters", fn, key, (int)sizeof p->easyspec_groups - 1);
+        strcpy(p->easyspec_groups, g);
+    } else {
+        luaL_error(L, "spec: %s: unknown option '%s'", fn, key);
+    }
+}
+
+/* Applies every key of the table at idx to p. */
+static void apply_params(lua_State *L, int idx, const char *fn, ss_params *p) {
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "spec: %s: option names are strings (got %s)", fn, value_text(L, -2));
+        set_param(L, fn, lua_tostring(L, -2), p);
+        lua_pop(L, 1);
+    }
+}
+
+static void set_number(lua_State *L, const char *key, double v) {
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, key);
+}
+
+static void set_integer(lua_State *L, const char *key, lua_Integer v) {
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, key);
+}
+
+static void push_params(lua_State *L, const ss_params *p) {
+    const ss_sampling *sp = &p->sampling;
+    lua_createtable(L, 0, 16);
+    set_integer(L, "k", p->k);
+    set_number(L, "temperature", sp->temperature);
+    set_integer(L, "top_k", sp->top_k);
+    set_number(L, "top_p", sp->top_p);
+    set_number(L, "min_p", sp->min_p);
+    set_number(L, "repeat_penalty", sp->repeat_penalty);
+    set_integer(L, "seed", (lua_Integer)sp->seed);
+    set_integer(L, "max_tokens", p->max_tokens);
+    set_integer(L, "easyspec", p->easyspec);
+    lua_pushstring(L, p->easyspec_mode == SS_EASYSPEC_LAYER ? "layer" : "attn");
+    lua_setfield(L, -2, "easyspec_mode");
+    lua_pushstring(L, p->easyspec_groups);
+    lua_setfield(L, -2, "groups");
+    set_number(L, "adaptive", p->adaptive);
+    lua_pushboolean(L, p->chat);
+    lua_setfield(L, -2, "chat");
+    lua_pushboolean(L, p->stop_at_eos);
+    lua_setfield(L, -2, "stop_at_eos");
+}
+
+/* ---------------------------------------------------------------- spec.open */
+
+static ss_backend_kind backend_option(lua_State *L) {
+    const char *b = opt_str(L, "open", "backend");
+    if (strcmp(b, "auto") == 0) return SS_BACKEND_AUTO;
+    if (strcmp(b, "cpu") == 0) return SS_BACKEND_CPU;
+    if (strcmp(b, "cuda") == 0) return SS_BACKEND_CUDA;
+    luaL_error(L, "spec: open: backend must be \"auto\", \"cpu\" or \"cuda\" (got \"%s\")", b);
+    return SS_BACKEND_AUTO;
+}
+
+/* spec.open{model = DIR, draft = DIR | "ngram" | "none" | false, backend = "auto", max_context = N,
+ * quiet = true}. No model: the bundled demo pair (its draft too unless draft is given). */
+static int l_open(lua_State *L) {
+    ss_session_opts o = {.backend = SS_BACKEND_AUTO, .quiet = true};
+    bool draft_given = false;
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, 1)) {
+            const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+            if (strcmp(key, "model") == 0) o.model_dir = opt_str(L, "open", key);
+            else if (strcmp(key, "draft") == 0) {
+                draft_given = true;
+                o.draft_dir = lua_isboolean(L, -1) && !lua_toboolean(L, -1) ? NULL : opt_str(L, "open", key);
+            } else if (strcmp(key, "backend") == 0) o.backend = backend_option(L);
+            else if (strcmp(key, "max_context") == 0) o.max_context = (int)opt_int(L, "open", key, 16, 1 << 20);
+            else if (strcmp(key, "quiet") == 0) o.quiet = opt_bool(L, "open", key);
+            else luaL_error(L, "spec: open: unknown option '%s'", value_text(L, -2));
+            lua_pop(L, 1); /* the strings stay alive in the table at index 1 */
+        }
+    }
+    if (!o.model_dir) {
+        o.model_dir = demo_target_dir();
+        if (!draft_given) o.draft_dir = demo_draft_dir();
+    }
+    if (o.draft_dir && strcmp(o.draft_dir, "none") == 0) o.draft_dir = NULL;
+
+    lua_session *ls = lua_newuserdatauv(L, sizeof *ls, N_UV);
+    memset(ls, 0, sizeof *ls);
+    ss_params_default(&ls->params);
+    luaL_setmetatable(L, SESSION_MT);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, UV_HISTORY);
+    ss_error err = {0};
+    if (ss_session_open(&o, &ls->s, &err)) return luaL_error(L, "spec: open: %s", err.msg);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- set, params, info, reset, callbacks */
+
+static int l_set(lua_State *L) {
+    lua_session *ls = check_session(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    ss_params p = ls->params; /* all or nothing: a bad key leaves the session's parameters alone */
+    apply_params(L, 2, "set", &p);
+    ls->params = p;
+    return 0;
+}
+
+static int l_params(lua_State *L) {
+    push_params(L, &check_session(L)->params);
+    return 1;
+}
+
+static int l_info(lua_State *L) {
+    lua_session *ls = check_session(L);
+    ss_model *target = ss_session_target(ls->s), *draft = ss_session_draft(ls->s);
+    const ss_config *c = ss_model_config(target);
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, ss_model_backend_name(target));
+    lua_setfield(L, -2, "backend");
+    lua_pushstring(L, ss_session_draft_kind(ls->s));
+    lua_setfield(L, -2, "draft");
+    lua_pushstring(L, c->arch_name);
+    lua_setfield(L, -2, "arch");
+    set_integer(L, "layers", c->n_layers);
+    set_integer(L, "vocab_size", c->vocab_size);
+    set_integer(L, "max_context", ss_model_max_context(target));
+    if (draft) set_integer(L, "draft_layers", ss_model_config(draft)->n_layers);
+    return 1;
+}
+
+static int l_reset(lua_State *L) {
+    lua_session *ls = check_idle(L, "reset");
+    ss_session_reset(ls->s);
+    lua_newtable(L);
+    lua_setiuservalue(L, 1, UV_HISTORY);
+    return 0;
+}
+
+static int set_callback(lua_State *L, int slot) {
+    check_session(L);
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    lua_setiuservalue(L, 1, slot);
+    return 0;
+}
+
+static int l_on_token(lua_State *L) { return set_callback(L, UV_ON_TOKEN); }
+static int l_on_step(lua_State *L) { return set_callback(L, UV_ON_STEP); }
+
+/* ---------------------------------------------------------------- generate: callbacks */
+
+typedef struct {
+    ss_lua *S;
+    lua_State *L;
+    const ss_callbacks *observer; /* the embedding's watcher, told of every token and step */
+    bool lua_token, lua_step;     /* the session has Lua callbacks */
+    int error_idx;                /* stack index of the first callback error; 0 while none */
+    bool no_stack;                /* the Lua stack could not grow for a callback */
+    bool stopped_by_callback;     /* a callback returned false */
+    /* the event the protected part turns into a Lua call */
+    const char *piece;
+    int id;
+    char source;
+    const ss_step *step;
+} gen_ctx;
+
+/* Protected: calls the Lua callback in user value `slot` of the session (argument 1) with the
+ * event's arguments pushed by push_args; a callback returning false stops the generation. */
+static int call_callback(lua_State *L, int slot, int (*push_args)(lua_State *L, const gen_ctx *c)) {
+    gen_ctx *c = lua_touserdata(L, 2);
+    lua_settop(L, 1);
+    if (lua_getiuservalue(L, 1, slot) != LUA_TFUNCTION) return 0; /* cleared by an earlier callback */
+    lua_call(L, push_args(L, c), 1);
+    if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
+        c->stopped_by_callback = true;
+        c->S->gen_stop = 1;
+    }
+    return 0;
+}
+
+static int push_token_args(lua_State *L, const gen_ctx *c) {
+    lua_pushstring(L, c->piece ? c->piece : "");
+    lua_pushinteger(L, c->id);
+    lua_pushlstring(L, &c->source, 1);
+    return 3;
+}
+
+static int push_step_args(lua_State *L, const gen_ctx *c) {
+    const ss_step *st = c->step;
+    lua_createtable(L, 0, 5);
+    set_integer(L, "proposed", st->proposed);
+    set_integer(L, "accepted", st->accepted);
+    set_integer(L, "emitted", st->emitted);
+    lua_createtable(L, st->proposed, 0);
+    for (int i = 0; i < st->proposed && i < SS_MAX_K; i++) {
+        lua_pushboolean(L, st->outcome[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "outcome");
+    lua_createtable(L, 0, 3);
+    set_number(L, "draft", st->ms_draft);
+    set_number(L, "verify", st->ms_verify);
+    set_number(L, "calibrate", st->ms_calibrate);
+    lua_setfield(L, -2, "time_ms");
+    return 1;
+}
+
+static int protected_token(lua_State *L) { return call_callback(L, UV_ON_TOKEN, push_token_args); }
+static int protected_step(lua_State *L) { return call_callback(L, UV_ON_STEP, push_step_args); }
+
+/* Runs f(session, c) in protected mode from inside the engine, which l_generate called: the stack
+ * is still l_generate's, the session at index 1. The first error stays on that stack. */
+static void run_protected(gen_ctx *c, lua_CFunction f) {
+    lua_State *L = c->L;
+    if (c->error_idx || c->no_stack) return;
+    if (!lua_checkstack(L, LUA_MINSTACK)) {
+        c->no_stack = true;
+        c->S->gen_stop = 1;
+        return;
+    }
+    lua_pushcfunction(L, f);
+    lua_pushvalue(L, 1);
+    lua_pushlightuserdata(L, c);
+    if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        c->error_idx = lua_gettop(L);
+        c->S->gen_stop = 1;
+    }
+}
+
+/* The observer sees every event; its stop flag, when it has one, stops the generation too. */
+static void check_observer_stop(gen_ctx *c) {
+    if (c->observer && c->observer->stop && *c->observer->stop) c->S->gen_stop = 1;
+}
+
+static void token_trampoline(void *ud, const char *piece, int id, char source) {
+    gen_ctx *c = ud;
+    if (c->observer && c->observer->on_token) c->observer->on_token(c->observer->ud, piece, id, source);
+    check_observer_stop(c);
+    if (!c->lua_token) return;
+    c->piece = piece;
+    c->id = id;
+    c->source = source;
+    run_protected(c, protected_token);
+}
+
+static void step_trampoline(void *ud, const ss_step *step) {
+    gen_ctx *c = ud;
+    if (c->observer && c->observer->on_step) c->observer->on_step(c->observer->ud, step);
+    check_observer_stop(c);
+    if (!c->lua_step) return;
+    c->step = step;
+    run_protected(c, protected_step);
+}
+
+/* ---------------------------------------------------------------- generate: the result */
+
+static void push_draft_stats(lua_State *L, const ss_stats *st) {
+    lua_createtable(L, 0, 7);
+    set_integer(L, "k", st->k);
+    set_integer(L, "proposed", st->proposed);
+    set_integer(L, "accepted", st->accepted);
+    set_number(L, "acceptance_rate", st->proposed ? (double)st->accepted / st->proposed : 0);
+    set_number(L, "mean_accepted_length", st->mean_accepted_length);
+    int k = st->k < SS_MAX_K ? st->k : SS_MAX_K;
+    lua_createtable(L, k, 0);
+    for (int i = 0; i < k; i++) {
+        lua_pushnumber(L, st->pos_proposed[i] ? (double)st->pos_accepted[i] / st->pos_proposed[i] : 0);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "per_position");
+    lua_createtable(L, k, 0);
+    for (int i = 0; i < k; i++) {
+        lua_pushinteger(L, st->pos_proposed[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "per_position_proposed");
+}
+
+static void push_stats(lua_State *L, const ss_stats *st) {
+    lua_createtable(L, 0, 5);
+    set_integer(L, "generated", st->generated);
+    set_integer(L, "steps", st->steps);
+    set_number(L, "tokens_per_s", st->tokens_per_s);
+    if (st->has_draft) {
+        push_draft_stats(L, st);
+        lua_setfield(L, -2, "draft");
+    }
+    lua_createtable(L, 0, 5);
+    set_number(L, "prefill", st->ms_prefill);
+    set_number(L, "draft", st->ms_draft);
+    set_number(L, "verify", st->ms_verify);
+    set_number(L, "calibrate", st->ms_calibrate);
+    set_number(L, "total", st->ms_total);
+    lua_setfield(L, -2, "time_ms");
+}
+
+static void push_result(lua_State *L, const ss_result *r, bool stopped) {
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, r->text ? r->text : "");
+    lua_setfield(L, -2, "text");
+    lua_createtable(L, r->tokens.n, 0);
+    for (int i = 0; i < r->tokens.n; i++) {
+        lua_pushinteger(L, r->tokens.ids[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "tokens");
+    lua_createtable(L, r->tokens.n, 0);
+    for (int i = 0; i < r->tokens.n; i++) {
+        lua_pushlstring(L, &r->sources[i], 1);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "sources");
+    set_integer(L, "prompt_tokens", r->stats.prompt_tokens);
+    lua_pushboolean(L, stopped);
+    lua_setfield(L, -2, "stopped");
+    push_stats(L, &r->stats);
+    lua_setfield(L, -2, "stats");
+}
+
+/* ---------------------------------------------------------------- generate */
+
+static int box_gc(lua_State *L) {
+    gen_box *b = luaL_checkudata(L, 1, BOX_MT);
+    ss_result_free(&b->result);
+    ss_ids_free(&b->prompt);
+    return 0;
+}
+
+/* A prompt given as a table of token ids. */
+static void read_prompt_ids(lua_State *L, int idx, ss_ids *out) {
+    lua_Integer n = luaL_len(L, idx);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, idx, i);
+        int is_int;
+        lua_Integer id = lua_tointegerx(L, -1, &is_int);
+        if (!is_int || id < 0 || id > INT_MAX)
+            luaL_error(L, "spec: generate: prompt[%I] is not a token id (got %s)", (LUAI_UACINT)i, value_text(L, -1));
+        ss_error err;
+        if (ss_ids_push(out, (int)id, &err)) luaL_error(L, "spec: generate: %s", err.msg);
+        lua_pop(L, 1);
+    }
+}
+
+/* spec.chat_template, when the script set one (pushed), else nothing pushed and false. */
+static bool push_chat_template(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, SPEC_MODULE_KEY);
+    lua_getfield(L, -1, "chat_template");
+    lua_remove(L, -2);
+    if (lua_isfunction(L, -1)) return true;
+    lua_pop(L, 1);
+    return false;
+}
+
+static void push_message(lua_State *L, const char *role, int content_idx) {
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, role);
+    lua_setfield(L, -2, "role");
+    lua_pushvalue(L, content_idx);
+    lua_setfield(L, -2, "content");
+}
+
+/* Renders the conversation so far plus the new user turn (prompt at index 2) with the script's
+ * template (on top of the stack, popped) and tokenizes it, special tokens as written. */
+static void render_with_template(lua_State *L, lua_session *ls, ss_ids *out) {
+    lua_getiuservalue(L, 1, UV_HISTORY);
+    lua_Integer n = luaL_len(L, -1);
+    lua_createtable(L, (int)n + 1, 0); /* copies: the template cannot edit the history */
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, -2, i);
+        lua_getfield(L, -1, "role");
+        lua_getfield(L, -2, "content");
+        push_message(L, lua_tostring(L, -2), lua_gettop(L));
+        lua_rawseti(L, -5, i);
+        lua_pop(L, 3);
+    }
+    push_message(L, "user", 2);
+    lua_rawseti(L, -2, n + 1);
+    lua_remove(L, -2);
+    lua_call(L, 1, 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "spec: chat_template must return a string (got %s)", luaL_typename(L, -1));
+    ss_tokenizer *tok = ss_session_tokenizer(ls->s);
+    if (!tok) luaL_error(L, "spec: generate: the model has no tokenizer.json to encode the chat template's text");
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    ss_error err;
+    if (ss_tokenizer_encode(tok, text, len, false, out, &err)) luaL_error(L, "spec: generate: %s", err.msg);
+    lua_pop(L, 1);
+}
+
+static void append_history(lua_State *L, int prompt_idx, int text_idx) {
+    lua_getiuservalue(L, 1, UV_HISTORY);
+    lua_Integer n = luaL_len(L, -1);
+    push_message(L, "user", prompt_idx);
+    lua_rawseti(L, -2, n + 1);
+    push_message(L, "assistant", text_idx);
+    lua_rawseti(L, -2, n + 2);
+    lua_pop(L, 1);
+}
+
+/* s:generate(prompt [, opts]): prompt is text, or a table of token ids (no BOS added, no chat). */
+static int l_generate(lua_State *L) {
+    ss_lua *S = spec_owner(L);
+    lua_session *ls = check_idle(L, "generate");
+    bool ids_prompt = lua_istable(L, 2);
+    if (!ids_prompt && lua_type(L, 2) != LUA_TSTRING)
+        return luaL_argerror(L, 2, "a prompt string or a table of token ids expected");
+    ss_params params = ls->params;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        apply_params(L, 3, "generate", &params);
+    }
+    lua_settop(L, 2);
+    gen_box *box = lua_newuserdatauv(L, sizeof *box, 0); /* index 3 */
+    memset(box, 0, sizeof *box);
+    luaL_setmetatable(L, BOX_MT);
+    if (ids_prompt) read_prompt_ids(L, 2, &box->prompt);
+    bool templated = !ids_prompt && params.chat && push_chat_template(L);
+    if (templated) {
+        render_with_template(L, ls, &box->prompt);
+        params.chat = false; /* the text is formatted already */
+    }
+
+    gen_ctx c = {.S = S, .L = L, .observer = S->opts.observer};
+    c.lua_token = lua_getiuservalue(L, 1, UV_ON_TOKEN) == LUA_TFUNCTION;
+    c.lua_step = lua_getiuservalue(L, 1, UV_ON_STEP) == LUA_TFUNCTION;
+    lua_pop(L, 2);
+    bool observed = c.observer != NULL;
+    ss_callbacks cb = {.on_token = c.lua_token || observed ? token_trampoline : NULL,
+                       .on_step = c.lua_step || observed ? step_trampoline : NULL,
+                       .ud = &c,
+                       .stop = &S->gen_stop};
+    S->gen_stop = atomic_load(&S->interrupted);
+    ss_error err = {0};
+    ls->busy = true;
+    ss_status st = ids_prompt || templated
+                       ? ss_session_generate_ids(ls->s, box->prompt.ids, box->prompt.n, &params, &cb, &box->result, &err)
+                       : ss_session_generate(ls->s, lua_tostring(L, 2), &params, &cb, &box->result, &err);
+    ls->busy = false;
+
+    if (c.error_idx) {
+        lua_pushvalue(L, c.error_idx);
+        return lua_error(L);
+    }
+    spec_check_interrupt(L);
+    if (c.no_stack) return luaL_error(L, "spec: generate: no Lua stack space left for a callback");
+    if (st && !(st == SS_ESTOPPED && c.stopped_by_callback)) return luaL_error(L, "spec: generate: %s", err.msg);
+    push_result(L, &box->result, st == SS_ESTOPPED);
+    ss_result_free(&box->result);
+    if (templated) {
+        lua_getfield(L, -1, "text");
+        append_history(L, 2, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- LoRA and trace (not landed) */
+
+static int not_available(lua_State *L) {
+    check_session(L);
+    return luaL_error(L, "spec: %s is not available yet (%s has not landed)", lua_tostring(L, lua_upvalueindex(1)),
+                      lua_tostring(L, lua_upvalueindex(2)));
+}
+
+static void register_not_available(lua_State *L, const char *name, const char *feature) {
+    lua_pushstring(L, name);
+    lua_pushstring(L, feature);
+    lua_pushcclosure(L, not_available, 2);
+    lua_setfield(L, -2, name);
+}
+
+/* ---------------------------------------------------------------- close, metatable */
+
+static void close_session(lua_session *ls) {
+    if (!ls->s || ls->busy) return;
+    if (!ls->borrowed) ss_session_close(ls->s);
+    ls->s = NULL;
+}
+
+static int l_close(lua_State *L) {
+    lua_session *ls = luaL_checkudata(L, 1, SESSION_MT);
+    if (ls->busy) return luaL_error(L, "spec: close: the session is generating (called from one of its callbacks)");
+    close_session(ls);
+    return 0;
+}
+
+static int l_gc(lua_State *L) {
+    close_session(luaL_checkudata(L, 1, SESSION_MT));
+    return 0;
+}
+
+static int l_tostring(lua_State *L) {
+    lua_session *ls = luaL_checkudata(L, 1, SESSION_MT);
+    if (!ls->s) lua_pushliteral(L, "spec.session (closed)");
+    else
+        lua_pushfstring(L, "spec.session (%s, draft: %s)", ss_model_backend_name(ss_session_target(ls->s)),
+                        ss_session_draft_kind(ls->s));
+    return 1;
+}
+
+static const luaL_Reg session_methods[] = {
+    {"set", l_set},           {"params", l_params},     {"info", l_info},   {"generate", l_generate},
+    {"reset", l_reset},       {"on_token", l_on_token}, {"on_step", l_on_step}, {"close", l_close},
+    {NULL, NULL},
+};
+
+static const luaL_Reg session_meta[] = {
+    {"__gc", l_gc}, {"__close", l_gc}, {"__tostring", l_tostring}, {NULL, NULL},
+};
+
+void spec_register_session(lua_State *L, ss_lua *S) {
+    luaL_newmetatable(L, BOX_MT);
+    lua_pushcfunction(L, box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+
+    luaL_newmetatable(L, SESSION_MT);
+    luaL_setfuncs(L, session_meta, 0);
+    luaL_newlib(L, session_methods);
+    register_not_available(L, "lora_load", "LoRA support");
+    register_not_available(L, "lora_scale", "LoRA support");
+    register_not_available(L, "lora_enable", "LoRA support");
+    register_not_available(L, "lora_norms", "LoRA support");
+    register_not_available(L, "trace", "the tracer");
+    register_not_available(L, "trace_save", "the tracer");
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+
+    lua_pushcfunction(L, l_open);
+    lua_setfield(L, -2, "open");
+    if (S->opts.current) {
+        lua_session *ls = lua_newuserdatauv(L, sizeof *ls, N_UV);
+        memset(ls, 0, sizeof *ls);
+        ls->s = S->opts.current;
+        ls->borrowed = true;
+        ss_params_default(&ls->params);
+        luaL_setmetatable(L, SESSION_MT);
+        lua_newtable(L);
+        lua_setiuservalue(L, -2, UV_HISTORY);
+        lua_setfield(L, -2, "current");
+    }
+}
