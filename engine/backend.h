@@ -77,6 +77,21 @@ typedef struct {
     /* x += a*y; y may equal x (forward.c zeroes a buffer with a = -1). */
     void (*scale_add)(ss_backend *b, float *x, float a, const float *y, size_t count);
     void (*silu_mul)(ss_backend *b, float *gate, const float *up, size_t count); /* gate = silu(gate)*up */
+
+    /* ---- Optional ops: NULL where a backend has none (the CPU backend has none). ---- */
+
+    /* Runs record(ctx), which issues the compute ops of one forward of a fixed shape (embed through
+     * the last matmul; no to_host, sync, alloc or free inside), either by replaying a CUDA graph
+     * cached under key or by capturing one (the first call with a new key runs directly, the second
+     * captures, later ones replay). The ops read tokens and positions from the device buffers that
+     * set_batch() fills, so call set_batch() first and one graph serves every step of that shape.
+     * key must differ whenever the ops or their arguments differ: n, the rows of logits, the plan.
+     * Memory calls (upload, alloc, free, free_weight) drop every cached graph. Returns what sync()
+     * would report. */
+    ss_status (*run_graph)(ss_backend *b, uint64_t key, void (*record)(void *ctx), void *ctx, ss_error *err);
+    /* out_host[r] = ss_argmax of row r of logits (backend memory, [rows, vocab]): greedy decoding
+     * copies ids back instead of logits. Waits for the result; a failure shows at the next sync(). */
+    void (*argmax_rows)(ss_backend *b, int *out_host, const float *logits, int rows, int vocab);
 } ss_backend_ops;
 
 struct ss_backend {

@@ -1,0 +1,252 @@
+/* ceilings.cu — the hardware ceilings of cuda_bench.h: device-to-device copy bandwidth, the
+ * cuBLASLt bf16 GEMM rate, and the batch-1 GEMV against cuBLASLt. Each measurement owns its
+ * buffers and stream, fills its inputs with random bits on the device (never zeros: they run
+ * faster than real data), warms up, then takes the median of REPS event-timed repetitions. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include "common.cuh"
+#include "cuda_bench.h"
+#include "kernels.cuh"
+
+#define WARMUP 3
+#define REPS 21
+#define COPY_BYTES ((size_t)4 << 30)
+#define GEMV_ROTATION_BYTES ((size_t)1 << 30) /* weight copies cycled through, many times the L2 */
+#define LT_WORKSPACE ((size_t)32 << 20)
+
+namespace {
+
+__device__ __forceinline__ uint32_t mix(uint64_t i, uint32_t seed) {
+    uint32_t x = (uint32_t)i ^ (uint32_t)(i >> 32) * 0x9e3779b9u ^ seed;
+    x ^= x >> 16, x *= 0x7feb352du, x ^= x >> 15, x *= 0x846ca68bu, x ^= x >> 16;
+    return x;
+}
+
+__global__ void fill_words(uint32_t *p, size_t n, uint32_t seed) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        p[i] = mix(i, seed);
+}
+
+/* Uniform in [-1, 1), as bf16 or fp32. */
+__global__ void fill_uniform(uint16_t *bf, float *f, size_t n, uint32_t seed) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float u = (float)(mix(i, seed) >> 8) * (1.0f / 8388608.0f) - 1.0f;
+        if (bf) bf[i] = sk::f32_to_bf16(u);
+        if (f) f[i] = u;
+    }
+}
+
+/* Buffers, stream, events and cuBLASLt objects of one measurement, released together. */
+struct bench {
+    cudaStream_t stream = nullptr;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    void *buf[4] = {};
+    cublasLtHandle_t lt = nullptr;
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    ~bench() {
+        if (stream) cudaStreamSynchronize(stream);
+        for (void *p : buf) cudaFree(p);
+        if (desc) cublasLtMatmulDescDestroy(desc);
+        if (a) cublasLtMatrixLayoutDestroy(a);
+        if (b) cublasLtMatrixLayoutDestroy(b);
+        if (d) cublasLtMatrixLayoutDestroy(d);
+        if (lt) cublasLtDestroy(lt);
+        if (start) cudaEventDestroy(start);
+        if (stop) cudaEventDestroy(stop);
+        if (stream) cudaStreamDestroy(stream);
+        cudaGetLastError();
+    }
+};
+
+ss_status cuda_fail(ss_error *err, const char *what, cudaError_t e) {
+    cudaGetLastError();
+    if (e == cudaErrorMemoryAllocation) {
+        size_t free_bytes = 0, total = 0;
+        cudaMemGetInfo(&free_bytes, &total);
+        return ss_fail(err, SS_ENOMEM, "out of GPU memory: %s (%.1f MiB free of %.1f MiB)", what,
+                       free_bytes / 1048576.0, total / 1048576.0);
+    }
+    return ss_fail(err, SS_EDEVICE, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+ss_status start(bench &bn, const char *what, ss_error *err) {
+    cudaError_t e;
+    if ((e = cudaSetDevice(0)) != cudaSuccess || (e = cudaStreamCreateWithFlags(&bn.stream, cudaStreamNonBlocking)) ||
+        (e = cudaEventCreate(&bn.start)) || (e = cudaEventCreate(&bn.stop)))
+        return cuda_fail(err, what, e);
+    return SS_OK;
+}
+
+ss_status alloc(bench &bn, int slot, size_t bytes, const char *what, ss_error *err) {
+    cudaError_t e = cudaMalloc(&bn.buf[slot], bytes);
+    return e == cudaSuccess ? SS_OK : cuda_fail(err, what, e);
+}
+
+unsigned fill_grid(size_t n) { return (unsigned)(n / 256 < 4096 ? n / 256 + 1 : 4096); }
+
+int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* Median seconds of run() (which returns a cudaError_t), after WARMUP untimed runs. */
+template <typename F>
+ss_status median_seconds(bench &bn, F run, const char *what, double *seconds, ss_error *err) {
+    double t[REPS];
+    cudaError_t e = cudaSuccess;
+    for (int r = 0; r < WARMUP && e == cudaSuccess; r++) e = run();
+    for (int r = 0; r < REPS && e == cudaSuccess; r++) {
+        float ms = 0;
+        if ((e = cudaEventRecord(bn.start, bn.stream)) || (e = run()) || (e = cudaEventRecord(bn.stop, bn.stream)) ||
+            (e = cudaEventSynchronize(bn.stop)) || (e = cudaEventElapsedTime(&ms, bn.start, bn.stop)))
+            break;
+        t[r] = ms / 1e3;
+    }
+    if (e == cudaSuccess) e = cudaGetLastError();
+    if (e != cudaSuccess) return cuda_fail(err, what, e);
+    qsort(t, REPS, sizeof *t, cmp_double);
+    *seconds = t[REPS / 2];
+    return SS_OK;
+}
+
+/* out[m, n] (column-major n x m, ld n) = x[m, k] @ W[n, k]^T: the backend's TN layout. */
+ss_status lt_plan(bench &bn, int m, int n, int k, cudaDataType out_type, cublasLtMatmulAlgo_t *algo, ss_error *err) {
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtMatmulPreference_t pref = nullptr;
+    cublasLtMatmulHeuristicResult_t result = {};
+    int found = 0;
+    uint64_t workspace = LT_WORKSPACE;
+    bool ok = cublasLtCreate(&bn.lt) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulDescCreate(&bn.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulDescSetAttribute(bn.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulDescSetAttribute(bn.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatrixLayoutCreate(&bn.a, CUDA_R_16BF, k, n, k) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatrixLayoutCreate(&bn.b, CUDA_R_16BF, k, m, k) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatrixLayoutCreate(&bn.d, out_type, n, m, n) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulPreferenceCreate(&pref) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                                   sizeof workspace) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulAlgoGetHeuristic(bn.lt, bn.desc, bn.a, bn.b, bn.d, bn.d, pref, 1, &result, &found) ==
+                  CUBLAS_STATUS_SUCCESS &&
+              found > 0 && result.state == CUBLAS_STATUS_SUCCESS;
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (!ok) return ss_fail(err, SS_EDEVICE, "cuBLASLt: no bf16 algorithm for %d x %d by %d", n, k, m);
+    *algo = result.algo;
+    return SS_OK;
+}
+
+} // namespace
+
+extern "C" ss_status ss_cuda_copy_bandwidth(double *bytes_per_s, ss_error *err) {
+    *bytes_per_s = 0;
+    bench bn;
+    const char *what = "copy bandwidth: two 4 GiB buffers";
+    ss_status st;
+    if ((st = start(bn, what, err)) || (st = alloc(bn, 0, COPY_BYTES, what, err)) ||
+        (st = alloc(bn, 1, COPY_BYTES, what, err)))
+        return st;
+    const size_t words = COPY_BYTES / 4;
+    fill_words<<<fill_grid(words), 256, 0, bn.stream>>>((uint32_t *)bn.buf[0], words, 12345u);
+    double s = 0;
+    st = median_seconds(
+        bn, [&] { return cudaMemcpyAsync(bn.buf[1], bn.buf[0], COPY_BYTES, cudaMemcpyDeviceToDevice, bn.stream); }, what,
+        &s, err);
+    if (st == SS_OK) *bytes_per_s = 2.0 * (double)COPY_BYTES / s;
+    return st;
+}
+
+extern "C" ss_status ss_cuda_gemm_rate(int m, int n, int k, double *flops_per_s, ss_error *err) {
+    *flops_per_s = 0;
+    if (m <= 0 || n <= 0 || k <= 0) return ss_fail(err, SS_EARG, "GEMM rate: shape %d x %d by %d", n, k, m);
+    bench bn;
+    const char *what = "GEMM rate";
+    ss_status st;
+    const size_t w = (size_t)n * k, x = (size_t)m * k, out = (size_t)m * n;
+    if ((st = start(bn, what, err)) || (st = alloc(bn, 0, w * 2, what, err)) || (st = alloc(bn, 1, x * 2, what, err)) ||
+        (st = alloc(bn, 2, out * 2, what, err)) || (st = alloc(bn, 3, LT_WORKSPACE, what, err)))
+        return st;
+    fill_uniform<<<fill_grid(w), 256, 0, bn.stream>>>((uint16_t *)bn.buf[0], nullptr, w, 1u);
+    fill_uniform<<<fill_grid(x), 256, 0, bn.stream>>>((uint16_t *)bn.buf[1], nullptr, x, 2u);
+    cublasLtMatmulAlgo_t algo;
+    if ((st = lt_plan(bn, m, n, k, CUDA_R_16BF, &algo, err))) return st;
+    const float alpha = 1.0f, beta = 0.0f;
+    double s = 0;
+    st = median_seconds(
+        bn,
+        [&] {
+            cublasStatus_t r = cublasLtMatmul(bn.lt, bn.desc, &alpha, bn.buf[0], bn.a, bn.buf[1], bn.b, &beta, bn.buf[2],
+                                              bn.d, bn.buf[2], bn.d, &algo, bn.buf[3], LT_WORKSPACE, bn.stream);
+            return r == CUBLAS_STATUS_SUCCESS ? cudaSuccess : cudaErrorUnknown;
+        },
+        what, &s, err);
+    if (st == SS_OK) *flops_per_s = 2.0 * m * (double)n * k / s;
+    return st;
+}
+
+extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, double *gemv_bytes_per_s, double *cublas_bytes_per_s,
+                                       ss_error *err) {
+    *gemv_bytes_per_s = *cublas_bytes_per_s = 0;
+    cudaDeviceProp prop;
+    cudaError_t e = cudaGetDeviceProperties(&prop, 0);
+    if (e != cudaSuccess) return cuda_fail(err, "GEMV rate", e);
+    if (rows <= 0 || !sk::gemv_supported(cols, 1, prop.sharedMemPerBlockOptin))
+        return ss_fail(err, SS_EARG, "GEMV rate: %d x %d is not a shape the GEMV takes", rows, cols);
+    bench bn;
+    const char *what = "GEMV rate";
+    const size_t wbytes = (size_t)rows * cols * 2;
+    int copies = (int)((GEMV_ROTATION_BYTES + wbytes - 1) / wbytes);
+    copies = copies < 1 ? 1 : copies > 256 ? 256 : copies;
+    ss_status st;
+    if ((st = start(bn, what, err)) || (st = alloc(bn, 0, wbytes * copies, what, err)) ||
+        (st = alloc(bn, 1, (size_t)cols * 6, what, err)) || (st = alloc(bn, 2, (size_t)rows * 4, what, err)) ||
+        (st = alloc(bn, 3, LT_WORKSPACE, what, err)))
+        return st;
+    const size_t welems = wbytes / 2 * copies;
+    float *x = (float *)bn.buf[1];
+    uint16_t *xb = (uint16_t *)(x + cols);
+    fill_uniform<<<fill_grid(welems), 256, 0, bn.stream>>>((uint16_t *)bn.buf[0], nullptr, welems, 3u);
+    fill_uniform<<<fill_grid(cols), 256, 0, bn.stream>>>(xb, x, cols, 4u);
+    if ((e = sk::setup_gemv(prop.sharedMemPerBlockOptin)) != cudaSuccess) return cuda_fail(err, what, e);
+
+    sk::launch_ctx l = {bn.stream, true, prop.multiProcessorCount, prop.sharedMemPerBlockOptin};
+    const int per_sm = sk::gemv_occupancy(false, cols, 1);
+    const uint16_t *w0 = (const uint16_t *)bn.buf[0];
+    double s = 0;
+    st = median_seconds(
+        bn,
+        [&] {
+            cudaError_t r = cudaSuccess;
+            for (int i = 0; i < copies && r == cudaSuccess; i++) {
+                sk::gemv_params p = {};
+                p.x = x, p.cols = cols, p.nvec = 1, p.nseg = 1;
+                p.seg[0] = sk::gemv_seg{w0 + (size_t)i * rows * cols, nullptr, (float *)bn.buf[2], rows};
+                r = sk::gemv(l, p, per_sm);
+            }
+            return r;
+        },
+        what, &s, err);
+    if (st) return st;
+    *gemv_bytes_per_s = (double)wbytes * copies / s;
+
+    cublasLtMatmulAlgo_t algo;
+    if ((st = lt_plan(bn, 1, rows, cols, CUDA_R_32F, &algo, err))) return st;
+    const float alpha = 1.0f, beta = 0.0f;
+    st = median_seconds(
+        bn,
+        [&] {
+            for (int i = 0; i < copies; i++)
+                if (cublasLtMatmul(bn.lt, bn.desc, &alpha, w0 + (size_t)i * rows * cols, bn.a, xb, bn.b, &beta, bn.buf[2],
+                                   bn.d, bn.buf[2], bn.d, &algo, bn.buf[3], LT_WORKSPACE,
+                                   bn.stream) != CUBLAS_STATUS_SUCCESS)
+                    return cudaErrorUnknown;
+            return cudaSuccess;
+        },
+        what, &s, err);
+    if (st == SS_OK) *cublas_bytes_per_s = (double)wbytes * copies / s;
+    return st;
+}

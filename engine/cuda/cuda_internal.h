@@ -1,0 +1,154 @@
+/* cuda_internal.h — the CUDA backend's state, shared by its files: backend_cuda.cu (memory, batch,
+ * graphs, lifetime), cuda_ops.cu (the compute ops and their fusion), cuda_matmul.cu (cuBLASLt). */
+#ifndef SPECSCOPE_CUDA_INTERNAL_H
+#define SPECSCOPE_CUDA_INTERNAL_H
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "backend.h"
+}
+#include "kernels.cuh"
+
+/* cuBLASLt plans cached per GEMM shape. */
+#define CB_GEMM_PLANS 64
+/* Captured forwards cached per key. */
+#define CB_GRAPHS 64
+/* Rotary tables cached per ss_rope. */
+#define CB_ROPES 4
+/* GEMV occupancy answers cached per (glu, cols). */
+#define CB_OCCUPANCY 32
+
+typedef struct {
+    int m, n, k;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t a, b, d;
+    cublasLtMatmulAlgo_t algo;
+    bool valid;
+} cb_gemm_plan;
+
+typedef struct {
+    uint64_t key;
+    bool warmed;          /* ran once directly (module loads, scratch sizes, cuBLAS plans) */
+    cudaGraphExec_t exec; /* NULL until captured */
+    int failed_captures;
+    uint64_t last_use;
+} cb_graph;
+
+typedef struct {
+    const float *host; /* the model's table (identity) ... */
+    float values[SK_PREP_MAX_HEAD_DIM / 2]; /* ... and its values when uploaded */
+    int head_dim;
+    float *device;
+} cb_rope;
+
+/* A device buffer that grows on demand (outside graph capture). */
+typedef struct {
+    void *p;
+    size_t bytes;
+} cb_scratch;
+
+/* The op waiting to be fused with the ones that follow (cuda_ops.cu). */
+typedef enum { PEND_NONE = 0, PEND_NORM, PEND_ADD, PEND_GEMV, PEND_PREP } cb_pending_kind;
+
+typedef struct {
+    cb_pending_kind kind;
+    struct { /* PEND_NORM */
+        float *out, *x;
+        const uint16_t *w;
+        int rows, dim;
+        float eps;
+    } norm;
+    struct { /* PEND_ADD */
+        float *x;
+        const float *y;
+        size_t count;
+    } add;
+    sk::gemv_params gemv; /* PEND_GEMV */
+    sk::prep_params prep; /* PEND_PREP */
+} cb_pending;
+
+typedef struct {
+    int device, sms;
+    size_t smem_optin;
+    char name[256];
+    cudaStream_t stream;
+    bool pdl, fuse, graphs; /* SPECSCOPE_CUDA_PDL / _FUSE / _GRAPHS = 0 turn each off */
+
+    cublasLtHandle_t lt;
+    void *lt_workspace;
+    size_t lt_workspace_bytes;
+    cb_gemm_plan plans[CB_GEMM_PLANS];
+    int next_plan;
+
+    /* The batch: fixed device buffers that every forward's kernels read (graph replays too). */
+    int *d_tokens, *d_positions;
+    int *h_tokens, *h_positions; /* pinned staging */
+    int batch_cap, n;
+    cudaEvent_t batch_copied; /* the staging may be rewritten once this has passed */
+
+    cb_scratch act_bf16;     /* activations converted for cuBLAS */
+    cb_scratch attn_partial; /* split-KV partial results */
+    cb_scratch attn_counters;
+    cb_scratch ids; /* argmax_rows results */
+    int *h_ids;     /* pinned, ids.bytes */
+
+    cb_rope ropes[CB_ROPES];
+    struct {
+        bool glu;
+        int cols, nvec, blocks;
+    } occupancy[CB_OCCUPANCY];
+    int n_occupancy;
+
+    cb_pending pend;
+
+    cb_graph graphs_cache[CB_GRAPHS];
+    uint64_t graph_clock;
+    bool capturing;      /* inside run_graph's stream capture */
+    bool capture_spoiled; /* an op could not be captured: the capture is thrown away */
+
+    /* The first failure of a void op; reported by sync(). Ops do nothing while it is set. */
+    ss_error failed;
+} cuda_backend;
+
+static inline cuda_backend *cb_of(ss_backend *b) { return (cuda_backend *)b->impl; }
+
+static inline sk::launch_ctx cb_launch(const cuda_backend *c) {
+    sk::launch_ctx l;
+    l.stream = c->stream;
+    l.pdl = c->pdl;
+    l.sms = c->sms;
+    l.smem_optin = c->smem_optin;
+    return l;
+}
+
+/* backend_cuda.cu */
+bool cb_ok(cuda_backend *c);
+/* Records the first failure of a void op (what: the op and its shape). Returns false on error. */
+bool cb_check(cuda_backend *c, cudaError_t e, const char *what);
+void cb_fail(cuda_backend *c, ss_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Makes s at least bytes long; false when it cannot now (inside a capture: the capture is spoiled,
+ * and run_graph runs the forward directly) or on failure (recorded). */
+bool cb_reserve(cuda_backend *c, cb_scratch *s, size_t bytes, const char *what);
+/* Drops every captured graph (they hold pointers that are about to change). */
+void cb_drop_graphs(cuda_backend *c);
+
+/* cuda_ops.cu: the compute ops of the vtable, and the flush of the pending fused op. */
+void cb_flush(cuda_backend *c);
+void cuda_embed(ss_backend *b, float *x, const ss_weight *table, int n);
+void cuda_rmsnorm(ss_backend *b, float *out, const float *x, const ss_weight *w, int rows, int dim, float eps);
+void cuda_matmul(ss_backend *b, float *out, const float *x, const ss_weight *w, const ss_weight *bias, int n);
+void cuda_rope(ss_backend *b, float *x, int n, int heads, const ss_rope *rope);
+void cuda_kv_store(ss_backend *b, void *kcache, void *vcache, const float *k, const float *v, int n, int kv_dim);
+void cuda_attention(ss_backend *b, float *out, const float *q, const void *kcache, const void *vcache, int n, int heads,
+                    int kv_heads, int head_dim);
+void cuda_add(ss_backend *b, float *x, const float *y, size_t count);
+void cuda_scale_add(ss_backend *b, float *x, float a, const float *y, size_t count);
+void cuda_silu_mul(ss_backend *b, float *gate, const float *up, size_t count);
+
+/* cuda_matmul.cu: out[n, rows] = x @ W^T (+ bias) through cuBLASLt (bf16 x, fp32 out). */
+void cb_gemm(cuda_backend *c, float *out, const float *x, const ss_weight *w, const ss_weight *bias, int n);
+void cb_gemm_destroy(cuda_backend *c);
+
+#endif

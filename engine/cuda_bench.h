@@ -1,0 +1,56 @@
+/* cuda_bench.h — the hardware ceilings that `specscope bench --backend cuda` and
+ * scripts/gpu-check.sh report speeds against, measured on device 0 in the same run
+ * (engine/cuda/ceilings.cu). Every rate is the median of many timed repetitions (CUDA events) after
+ * a warm-up, on random data. Builds without CUDA get stubs that answer SS_EUNSUPPORTED. */
+#ifndef SPECSCOPE_CUDA_BENCH_H
+#define SPECSCOPE_CUDA_BENCH_H
+
+#include "specscope.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifdef SPECSCOPE_HAVE_CUDA
+
+/* Device-to-device copy of a 4 GiB buffer (far beyond L2); bytes read + bytes written per second. */
+ss_status ss_cuda_copy_bandwidth(double *bytes_per_s, ss_error *err);
+
+/* cuBLASLt GEMM with bf16 operands, fp32 accumulation and bf16 output: m tokens times a [n, k]
+ * weight (the prefill's shape: m = prompt tokens, n = output features, k = input features).
+ * 2*m*n*k FLOPs per second. */
+ss_status ss_cuda_gemm_rate(int m, int n, int k, double *flops_per_s, ss_error *err);
+
+/* Batch-1 matrix-vector product over a bf16 [rows, cols] weight, rotating over enough weight
+ * copies to defeat L2: weight bytes per second of the backend's GEMV kernel and of cuBLASLt
+ * (n = 1, the same layout). */
+ss_status ss_cuda_gemv_rate(int rows, int cols, double *gemv_bytes_per_s, double *cublas_bytes_per_s,
+                            ss_error *err);
+
+#else
+
+static inline ss_status ss_cuda_copy_bandwidth(double *bytes_per_s, ss_error *err) {
+    *bytes_per_s = 0;
+    return ss_fail(err, SS_EUNSUPPORTED, "copy bandwidth: built without CUDA");
+}
+
+static inline ss_status ss_cuda_gemm_rate(int m, int n, int k, double *flops_per_s, ss_error *err) {
+    (void)m, (void)n, (void)k;
+    *flops_per_s = 0;
+    return ss_fail(err, SS_EUNSUPPORTED, "GEMM rate: built without CUDA");
+}
+
+static inline ss_status ss_cuda_gemv_rate(int rows, int cols, double *gemv_bytes_per_s, double *cublas_bytes_per_s,
+                                          ss_error *err) {
+    (void)rows, (void)cols;
+    *gemv_bytes_per_s = *cublas_bytes_per_s = 0;
+    return ss_fail(err, SS_EUNSUPPORTED, "GEMV rate: built without CUDA");
+}
+
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,243 @@
+/* gemv.cu — batch-1 matrix-vector products with bf16 weights, fp32 input and accumulation.
+ *
+ * Decoding one token reads every weight once, so this kernel is a memory stream: each warp owns
+ * one output row at a time and reads it in 16-byte chunks, lane l taking chunks l, l + 32, ...
+ * (each warp load is 512 contiguous bytes), with U independent loads in flight per lane before the
+ * first use. The input vector sits in shared memory, padded by 16 bytes every 128 so that the two
+ * 16-byte reads of a lane hit distinct banks. The grid is persistent (at most 2 blocks of 8 warps
+ * per multiprocessor, looping over rows) so the vector is staged once per block, and the rest of
+ * the multiprocessor stays free for the next kernel's blocks to start early (PDL).
+ *
+ * Before waiting for the previous kernel, each warp already issues the loads of its first row:
+ * weights never depend on earlier kernels, so the launch gap is spent fetching.
+ *
+ * Up to SK_GEMV_MAX_VECTORS input vectors (speculative verification) share each weight load, with
+ * fp32 activations like the single-vector case, so a verified token's logits are computed the way
+ * a decoded token's are and greedy speculative decoding keeps plain greedy's choices.
+ *
+ * Fusions (gemv_params): the RMSNorm before a projection (the block normalises the vector it
+ * stages), q/k/v as segments of one launch, gate/up with SiLU*up, and the residual add after the
+ * o / down projections. matmul_plain is the fallback for shapes this kernel does not take. */
+#include "common.cuh"
+#include "kernels.cuh"
+
+namespace sk {
+
+#define GEMV_THREADS 256
+#define GEMV_WARPS (GEMV_THREADS / 32)
+#define GEMV_MAX_BLOCKS_PER_SM 2
+
+/* Shared-memory index of element c of the staged vector: 4 floats of padding every 32. */
+__device__ __forceinline__ int xpad(int c) { return c + ((c >> 5) << 2); }
+
+/* Floats one staged vector takes (a multiple of 4, so every vector starts 16-byte aligned). */
+__host__ __device__ static inline int vector_stride(int cols) { return cols + 4 * (cols / 32 + 1); }
+static size_t gemv_smem(int cols, int nvec) { return (size_t)nvec * vector_stride(cols) * sizeof(float); }
+
+/* Room left for the kernel's static shared memory (the reduction buffer). */
+#define GEMV_STATIC_SMEM 1024
+
+int gemv_max_vectors(int cols, size_t smem_optin) {
+    if (cols <= 0 || cols % 8 || smem_optin <= GEMV_STATIC_SMEM) return 0;
+    size_t fit = (smem_optin - GEMV_STATIC_SMEM) / gemv_smem(cols, 1);
+    return fit < SK_GEMV_MAX_VECTORS ? (int)fit : SK_GEMV_MAX_VECTORS;
+}
+
+bool gemv_supported(int cols, int nvec, size_t smem_optin) {
+    return cols > 0 && cols % 8 == 0 && nvec >= 1 && nvec <= SK_GEMV_MAX_VECTORS &&
+           gemv_smem(cols, nvec) + GEMV_STATIC_SMEM <= smem_optin;
+}
+
+/* Row `unit` of the index space as (segment, row); for glu both segments share the row. */
+__device__ __forceinline__ int find_seg(const gemv_params &p, int &row) {
+    int s = 0;
+    while (s + 1 < p.nseg && row >= p.seg[s].rows) row -= p.seg[s++].rows;
+    return s;
+}
+
+/* Stages vector v of x (normalised when asked) into shared memory; block 0 writes the normalised
+ * vector out. */
+__device__ void stage_vector(const gemv_params &p, int vec, float *xs) {
+    __shared__ float red[32];
+    const int cols = p.cols;
+    const float *x = p.x + (size_t)vec * cols;
+    float ss = 0.0f;
+    if (((uintptr_t)x & 15) == 0) {
+        for (int c4 = threadIdx.x; c4 < cols / 4; c4 += GEMV_THREADS) {
+            float4 v = reinterpret_cast<const float4 *>(x)[c4];
+            *reinterpret_cast<float4 *>(xs + xpad(4 * c4)) = v;
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (int c = threadIdx.x; c < cols; c += GEMV_THREADS) {
+            float v = x[c];
+            xs[xpad(c)] = v;
+            ss += v * v;
+        }
+    }
+    if (!p.norm) return; /* the caller synchronises */
+    ss = block_sum(ss, red);
+    const float inv = 1.0f / sqrtf(ss / (float)cols + p.eps);
+    for (int c = threadIdx.x; c < cols; c += GEMV_THREADS) {
+        float v = xs[xpad(c)] * inv;
+        if (p.norm_w) v = bf16_at(p.norm_w, c) * v;
+        xs[xpad(c)] = v;
+        if (blockIdx.x == 0 && p.norm_out) p.norm_out[(size_t)vec * cols + c] = v;
+    }
+}
+
+/* R rows per unit (2 for gate/up), U loads in flight per row and lane. */
+template <int R, int U>
+__device__ __forceinline__ void load_batch(const uint4 *const rows[R], int batch, int lane, int nchunks, uint4 buf[R][U]) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int j = lane + 32 * (batch * U + u);
+#pragma unroll
+        for (int r = 0; r < R; r++) buf[r][u] = j < nchunks ? load_stream16(rows[r] + j) : make_uint4(0, 0, 0, 0);
+    }
+}
+
+/* NV: the most vectors this instantiation takes (p.nvec <= NV). */
+template <bool GLU, int NV>
+__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const __grid_constant__ gemv_params p) {
+    constexpr int R = GLU ? 2 : 1, U = GLU ? 4 : 8;
+    const int nv = p.nvec, xstride = vector_stride(p.cols);
+    extern __shared__ __align__(16) float xs[];
+    const int lane = threadIdx.x & 31;
+    const int first_unit = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5), stride = gridDim.x * GEMV_WARPS;
+    const int nchunks = p.cols / 8, nbatches = ceil_div(nchunks, 32 * U);
+    int units = p.seg[0].rows;
+    if (!GLU)
+        for (int s = 1; s < p.nseg; s++) units += p.seg[s].rows;
+
+    /* Rows of one unit, as 16-byte chunks. */
+    auto unit_rows = [&](int unit, const uint4 *rows[R], int &seg, int &row) {
+        row = unit;
+        seg = GLU ? 0 : find_seg(p, row);
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            rows[r] = reinterpret_cast<const uint4 *>(p.seg[seg + r].w + (size_t)row * p.cols);
+    };
+
+    uint4 buf[R][U];
+    const uint4 *rows[R];
+    int seg = 0, row = 0;
+    if (first_unit < units) {
+        unit_rows(first_unit, rows, seg, row);
+        load_batch<R, U>(rows, 0, lane, nchunks, buf); /* before the wait: weights are constant */
+    }
+    pdl_launch_dependents();
+    pdl_wait();
+    for (int v = 0; v < nv; v++) stage_vector(p, v, xs + v * xstride);
+    __syncthreads();
+
+    bool prefetched = true;
+    for (int unit = first_unit; unit < units; unit += stride) {
+        if (!prefetched) unit_rows(unit, rows, seg, row);
+        float acc[R][NV];
+#pragma unroll
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
+        for (int b = 0; b < nbatches; b++) {
+            if (!prefetched) load_batch<R, U>(rows, b, lane, nchunks, buf);
+            prefetched = false;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int j = lane + 32 * (b * U + u);
+                if (j < nchunks) {
+#pragma unroll
+                    for (int v = 0; v < NV; v++) {
+                        if (v >= nv) break;
+                        const float *xp = xs + v * xstride + xpad(8 * j);
+                        const float4 x0 = *reinterpret_cast<const float4 *>(xp);
+                        const float4 x1 = *reinterpret_cast<const float4 *>(xp + 4);
+#pragma unroll
+                        for (int r = 0; r < R; r++) acc[r][v] += dot8(buf[r][u], x0, x1);
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            if (v >= nv) break;
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[r][v] = warp_sum(acc[r][v]);
+            if (lane == 0) {
+                const gemv_seg &s0 = p.seg[seg];
+                const size_t at = (size_t)v * s0.rows + row;
+                const float y = acc[0][v] + (s0.bias ? bf16_at(s0.bias, row) : 0.0f);
+                if (GLU) {
+                    const gemv_seg &s1 = p.seg[1];
+                    const float u = acc[R - 1][v] + (s1.bias ? bf16_at(s1.bias, row) : 0.0f);
+                    s0.out[at] = y / (1.0f + expf(-y)) * u;
+                    s1.out[at] = u;
+                } else {
+                    s0.out[at] = y;
+                    if (p.residual) p.residual[at] += y;
+                }
+            }
+        }
+    }
+}
+
+/* The instantiations: one vector (decoding), or up to SK_GEMV_MAX_VECTORS (verification). */
+typedef void (*gemv_fn)(gemv_params);
+static gemv_fn gemv_variant(bool glu, int nvec) {
+    if (nvec == 1) return glu ? gemv_kernel<true, 1> : gemv_kernel<false, 1>;
+    return glu ? gemv_kernel<true, SK_GEMV_MAX_VECTORS> : gemv_kernel<false, SK_GEMV_MAX_VECTORS>;
+}
+
+int gemv_occupancy(bool glu, int cols, int nvec) {
+    int blocks = 0;
+    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_variant(glu, nvec), GEMV_THREADS,
+                                                                  gemv_smem(cols, nvec));
+    return e == cudaSuccess && blocks > 0 ? blocks : 1;
+}
+
+cudaError_t gemv(const launch_ctx &c, const gemv_params &p, int blocks_per_sm) {
+    int units = p.seg[0].rows;
+    if (!p.glu)
+        for (int s = 1; s < p.nseg; s++) units += p.seg[s].rows;
+    int per_sm = blocks_per_sm < GEMV_MAX_BLOCKS_PER_SM ? blocks_per_sm : GEMV_MAX_BLOCKS_PER_SM;
+    int blocks = ceil_div(units, GEMV_WARPS), cap = c.sms * (per_sm > 0 ? per_sm : 1);
+    if (blocks > cap) blocks = cap;
+    return launch_kernel(c, gemv_variant(p.glu, p.nvec), dim3(blocks), dim3(GEMV_THREADS), gemv_smem(p.cols, p.nvec), p);
+}
+
+/* ---------------------------------------------------------------- the plain path */
+
+/* One warp per (position, row), scalar loads: any shape, no shared memory. */
+__global__ void matmul_plain_kernel(float *out, const float *x, const uint16_t *w, const uint16_t *bias, int n, int rows,
+                                    int cols) {
+    pdl_launch_dependents();
+    pdl_wait();
+    const int lane = threadIdx.x & 31;
+    const size_t item = (size_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (item >= (size_t)n * rows) return;
+    const int i = (int)(item / rows), r = (int)(item % rows);
+    const uint16_t *wr = w + (size_t)r * cols;
+    const float *xr = x + (size_t)i * cols;
+    float acc = 0.0f;
+    for (int c = lane; c < cols; c += 32) acc = fmaf(bf16_at(wr, c), xr[c], acc);
+    acc = warp_sum(acc);
+    if (lane == 0) out[(size_t)i * rows + r] = acc + (bias ? bf16_at(bias, r) : 0.0f);
+}
+
+cudaError_t matmul_plain(const launch_ctx &c, float *out, const float *x, const uint16_t *w, const uint16_t *bias, int n,
+                         int rows, int cols) {
+    size_t items = (size_t)n * rows, blocks = (items + 7) / 8;
+    return launch_kernel(c, matmul_plain_kernel, dim3((unsigned)blocks), dim3(256), 0, out, x, w, bias, n, rows, cols);
+}
+
+cudaError_t setup_gemv(size_t smem_optin) {
+    cudaError_t e = cudaSuccess;
+    const int nvecs[2] = {1, SK_GEMV_MAX_VECTORS};
+    for (int glu = 0; glu < 2 && e == cudaSuccess; glu++)
+        for (int i = 0; i < 2 && e == cudaSuccess; i++)
+            e = cudaFuncSetAttribute(gemv_variant(glu, nvecs[i]), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)smem_optin);
+    return e;
+}
+
+} // namespace sk

@@ -1,0 +1,158 @@
+/* kernels.cuh — the launchers of every kernel family (one .cu file each), called by the CUDA
+ * backend (engine/cuda/). Shapes are row-major; weights and the KV cache are bf16 (uint16_t bits),
+ * activations fp32. Each launcher returns the launch's cudaError_t. Nothing here allocates. */
+#ifndef SPECSCOPE_KERNELS_CUH
+#define SPECSCOPE_KERNELS_CUH
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "launch.cuh"
+
+namespace sk {
+
+/* ---------------------------------------------------------------- embed.cu */
+
+/* x[i, :] = table[tokens[i], :] for i < n; tokens in device memory. */
+cudaError_t embed(const launch_ctx &c, float *x, const uint16_t *table, const int *tokens, int n, int cols);
+
+/* ---------------------------------------------------------------- rmsnorm.cu */
+
+/* Per row of dim: (when add is set, x += add first, written back) then
+ * out = w * (x * rsqrt(mean(x^2) + eps)); w may be NULL. out may equal x. */
+cudaError_t rmsnorm(const launch_ctx &c, float *out, float *x, const float *add, const uint16_t *w, int rows, int dim,
+                    float eps);
+
+/* ---------------------------------------------------------------- rope.cu: q/k norm, rotary, KV store */
+
+#define SK_PREP_MAX_TENSORS 2
+#define SK_PREP_MAX_HEAD_DIM 256
+
+/* One tensor [n, heads, head_dim] processed in place: norm (per head row, weight optional) then
+ * rotary embedding at the batch positions. */
+struct prep_tensor {
+    float *x;
+    int heads;
+    bool norm;
+    const uint16_t *norm_w; /* NULL: plain normalisation */
+    bool rope;
+};
+
+struct prep_params {
+    prep_tensor t[SK_PREP_MAX_TENSORS];
+    int nt;
+    int n, head_dim;
+    float eps;
+    const float *inv_freq; /* device, head_dim / 2 */
+    const int *positions;  /* device, n */
+    /* KV store: K and V rows of kv_dim floats go to the bf16 caches at the batch positions. K is
+     * tensor k_slot after its processing, or, when k_slot < 0, the raw rows at k. */
+    bool store;
+    uint16_t *kcache, *vcache;
+    const float *k, *v;
+    int kv_dim, k_slot;
+};
+
+cudaError_t prep(const launch_ctx &c, const prep_params &p);
+
+/* ---------------------------------------------------------------- elementwise.cu */
+
+cudaError_t axpy(const launch_ctx &c, float *x, float a, const float *y, size_t count); /* x += a*y */
+cudaError_t silu_mul(const launch_ctx &c, float *gate, const float *up, size_t count); /* gate = silu(gate)*up */
+cudaError_t to_bf16(const launch_ctx &c, uint16_t *out, const float *x, size_t count);
+cudaError_t add_bias(const launch_ctx &c, float *out, const uint16_t *bias, int n, int rows); /* out[i, r] += b[r] */
+
+/* ---------------------------------------------------------------- gemv.cu */
+
+#define SK_GEMV_MAX_SEGS 4
+#define SK_GEMV_MAX_VECTORS 9 /* verification of up to 8 drafted tokens */
+
+/* One weight of a fused GEMV: out[r] = W[r, :] . x (+ bias[r]) for r < rows. */
+struct gemv_seg {
+    const uint16_t *w;
+    const uint16_t *bias; /* NULL: none */
+    float *out;
+    int rows;
+};
+
+/* Matrix-vector products for nvec (1..SK_GEMV_MAX_VECTORS) input vectors x[nvec, cols] (cols a
+ * multiple of 8, every weight 16-byte aligned) that read each weight once; out is [nvec, rows] per
+ * segment. Rows of all segments form one index space (q, k and v in one launch). Options:
+ *   norm:     each vector is first normalised like rmsnorm (weight norm_w, may be NULL); block 0
+ *             also writes the normalised vectors to norm_out [nvec, cols] (may be NULL);
+ *   residual: residual[i, r] += out[i, r] as well (one segment);
+ *   glu:      two segments of equal rows (gate, up): out0 = silu(gate) * up, out1 = up. */
+struct gemv_params {
+    const float *x;
+    int cols, nvec;
+    bool norm;
+    const uint16_t *norm_w;
+    float eps;
+    float *norm_out;
+    float *residual;
+    bool glu;
+    int nseg;
+    gemv_seg seg[SK_GEMV_MAX_SEGS];
+};
+
+/* Whether the GEMV takes this shape (its input vectors live in shared memory). */
+bool gemv_supported(int cols, int nvec, size_t smem_optin);
+/* How many vectors of this many columns fit (0: none, the plain path takes the shape). */
+int gemv_max_vectors(int cols, size_t smem_optin);
+/* blocks_per_sm: resident blocks per multiprocessor for this shape (the caller caches
+ * gemv_occupancy's answer); the launch uses at most 2 of them so that the next kernel's blocks can
+ * start loading while this one drains. */
+int gemv_occupancy(bool glu, int cols, int nvec);
+cudaError_t gemv(const launch_ctx &c, const gemv_params &p, int blocks_per_sm);
+/* out[i, r] = x[i, :] . W[r, :] (+ bias) for any n, rows, cols: the plain path for shapes the fast
+ * kernels do not take (cols not a multiple of 8, or too long for shared memory). */
+cudaError_t matmul_plain(const launch_ctx &c, float *out, const float *x, const uint16_t *w, const uint16_t *bias, int n,
+                         int rows, int cols);
+
+/* ---------------------------------------------------------------- attention_*.cu */
+
+/* Query i (position positions[i]) attends to cache entries [0, positions[i]] of its kv head,
+ * scale 1/sqrt(head_dim), softmax in fp32. q and out are [n, heads, head_dim] fp32; the caches are
+ * bf16 [position, kv_dim]. The key range is split over `splits` blocks (a grid fixed by the
+ * shape, so one CUDA graph serves every context length); each block reads the positions, and
+ * the last block of a row merges the partial results (partial, counters: scratch). */
+struct attn_params {
+    float *out;
+    const float *q;
+    const uint16_t *kcache, *vcache;
+    const int *positions;
+    int n, heads, kv_heads, head_dim, kv_dim;
+    float scale;
+    int splits;
+    float *partial;      /* attn_partial_floats() */
+    unsigned *counters;  /* attn_counters(), zero between launches */
+};
+
+/* Flash-decoding on CUDA cores: one block per (query, head, split). Any head_dim that is a
+ * multiple of 8, up to 256. */
+int attn_decode_splits(int heads, int sms);
+cudaError_t attn_decode(const launch_ctx &c, const attn_params &p);
+
+/* Tensor-core tiles for many queries: one block per (64 rows of (query, head of the group), kv
+ * head, split); K/V tiles are read once for every head of the group. head_dim 16, 32, 64, 128
+ * or 256. */
+bool attn_tile_supported(int head_dim, size_t smem_optin);
+int attn_tile_splits(int n, int heads, int kv_heads, int sms);
+cudaError_t attn_tile(const launch_ctx &c, const attn_params &p);
+
+/* Scratch sizes for either kernel with these splits. */
+size_t attn_partial_floats(int n, int heads, int kv_heads, int head_dim, int splits, bool tile);
+size_t attn_counters(int n, int heads, int kv_heads, bool tile);
+
+/* Raise the dynamic shared memory limits of the kernels that may need more than 48 KB. */
+cudaError_t setup_gemv(size_t smem_optin);
+cudaError_t setup_attention(size_t smem_optin);
+
+/* ---------------------------------------------------------------- sampling.cu */
+
+/* out[r] = index of the largest logit of row r (the lowest index on ties; NaN loses), as ss_argmax. */
+cudaError_t argmax_rows(const launch_ctx &c, int *out, const float *logits, int rows, int vocab);
+
+} // namespace sk
+
+#endif

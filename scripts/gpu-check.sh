@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# gpu-check.sh — the CUDA backend's checks and benchmarks on the GPU machine, from the repository
+# root, with build/ built on the development machine and carried along:
+#   1. the GPU tests (ctest -L gpu): kernels and ops against the CPU backend, models against the
+#      CPU backend and the transformers fixtures, greedy speculative == plain greedy;
+#   2. the ceilings and the batch-1 GEMV against cuBLASLt (build/tests/bench_gpu_kernels), and a
+#      look at the GEMV's machine code (16-byte loads: LDG.E.128);
+#   3. `specscope bench --backend cuda --json` on random-weight checkpoints of real geometries
+#      (scripts/make_random_model.py), and on llama-3.2-1b again with PDL / fusion turned off;
+#   4. a summary table, printed last.
+# Full logs go to $OUT when it is set (else BUILD/gpu-check/). The whole run keeps under 8 minutes:
+# each step gets what is left of the budget and later steps are skipped when it runs out.
+#
+# Usage: scripts/gpu-check.sh [--build DIR] [--presets "P1 P2 ..."] [--models DIR] [--no-ab]
+#   presets: qwen2.5-0.5b llama-3.2-1b llama-3.1-8b (default: all three)
+# Exit 0 when every test passed and every benchmark ran, 1 otherwise, 2 on bad usage.
+set -u
+
+BUILD=build
+PRESETS="qwen2.5-0.5b llama-3.2-1b llama-3.1-8b"
+MODELS=/tmp/specscope-models
+AB=1
+BUDGET=460 # seconds: 8 minutes less a margin for the summary
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --build) BUILD=$2; shift 2 ;;
+    --presets) PRESETS=$2; shift 2 ;;
+    --models) MODELS=$2; shift 2 ;;
+    --no-ab) AB=0; shift ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "gpu-check.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+[ -f CMakeLists.txt ] && [ -d engine ] || { echo "gpu-check.sh: run it from the repository root" >&2; exit 2; }
+
+START=$(date +%s)
+LOGS=${OUT:-$BUILD/gpu-check}
+mkdir -p "$LOGS" "$MODELS"
+LOG=$LOGS/gpu-check.log
+: >"$LOG"
+FAILED=0
+declare -a SUMMARY
+
+note() { echo "[$(date +%H:%M:%S) +$(($(date +%s) - START))s] $*" | tee -a "$LOG"; }
+left() { echo $((BUDGET - ($(date +%s) - START))); }
+# run SECONDS CMD...: output to the log; 124 when it ran out of time.
+run() {
+    local t=$1
+    shift
+    [ "$t" -gt 0 ] || return 124
+    timeout "$t" "$@" >>"$LOG" 2>&1
+}
+
+# ---------------------------------------------------------------- the machine and the build
+# Libraries carried beside the binaries (the GPU machine lacks jansson, pcre2, lua, openblas).
+[ -d "$BUILD/lib" ] && export LD_LIBRARY_PATH="$PWD/$BUILD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+note "device: $(nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader 2>&1)"
+if ! "$BUILD/specscope" --help >/dev/null 2>&1; then
+    note "the carried $BUILD/specscope does not run here ($(ldd "$BUILD/specscope" 2>&1 | grep -m3 'not found' | tr '\n' ' ')); building in build-gpu"
+    if run "$(left)" cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 &&
+        run "$(left)" cmake --build build-gpu -j"$(nproc)"; then
+        BUILD=build-gpu
+    else
+        note "FAILED: no usable build (see $LOG)"
+        exit 1
+    fi
+fi
+SUMMARY+=("build|$BUILD")
+
+# ---------------------------------------------------------------- tests
+note "ctest -L gpu"
+if run "$(left)" ctest --test-dir "$BUILD" -L gpu --output-on-failure; then
+    if grep -q "SKIPPED: no CUDA device" "$LOG"; then
+        SUMMARY+=("gpu tests|SKIPPED: no CUDA device (see gpu-check.log)")
+        FAILED=1
+    else
+        SUMMARY+=("gpu tests|passed")
+    fi
+else
+    SUMMARY+=("gpu tests|FAILED (see gpu-check.log)")
+    FAILED=1
+fi
+grep -q "CHECK failed" "$LOG" && note "some checks failed: grep 'CHECK failed' $LOG"
+
+# ---------------------------------------------------------------- kernels
+GEMV_SYM=_ZN2sk11gemv_kernelILb0ELi1EEEvNS_11gemv_paramsE
+if command -v cuobjdump >/dev/null && [ -x "$BUILD/tests/test_gpu_ops" ]; then
+    wide=$(cuobjdump --dump-sass --function "$GEMV_SYM" "$BUILD/tests/test_gpu_ops" 2>>"$LOG" | grep -c 'LDG.E.128')
+    arch=$(cuobjdump --list-elf "$BUILD/tests/test_gpu_ops" 2>/dev/null | grep -o 'sm_[0-9]*' | sort -u | tr '\n' ' ')
+    note "GEMV machine code: $wide 16-byte global loads (LDG.E.128); ELF targets: $arch"
+    SUMMARY+=("GEMV SASS|$wide x LDG.E.128, targets $arch")
+fi
+note "bench_gpu_kernels"
+t=$(left)
+if [ "$t" -gt 0 ] && timeout "$t" "$BUILD/tests/bench_gpu_kernels" >"$LOGS/kernels.txt" 2>>"$LOG"; then :; else
+    SUMMARY+=("kernel bench|FAILED")
+    FAILED=1
+fi
+cat "$LOGS/kernels.txt" >>"$LOG"
+
+# ---------------------------------------------------------------- models
+bench() { # preset label [ENV=VALUE...]
+    local preset=$1 label=$2
+    shift 2
+    local out="$LOGS/bench-$preset.json"
+    [ "$label" = base ] || out="$LOGS/bench-ab.jsonl"
+    local t
+    t=$(left)
+    [ "$t" -gt 20 ] || { note "skipped bench $preset $label: out of time"; return 1; }
+    note "bench $preset ($label)"
+    if env "$@" timeout "$t" "$BUILD/specscope" bench --backend cuda --model "$MODELS/$preset" --json >"$LOGS/.bench.tmp" 2>>"$LOG"; then
+        if [ "$label" = base ]; then cp "$LOGS/.bench.tmp" "$out"; else
+            python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); o["label"]=sys.argv[2]; print(json.dumps(o))' \
+                "$LOGS/.bench.tmp" "$preset $label" >>"$out"
+        fi
+        cat "$LOGS/.bench.tmp" >>"$LOG"
+    else
+        note "FAILED: bench $preset ($label)"
+        FAILED=1
+    fi
+    rm -f "$LOGS/.bench.tmp"
+}
+
+for preset in $PRESETS; do
+    if [ ! -f "$MODELS/$preset/config.json" ]; then
+        need=30
+        [ "$preset" = llama-3.1-8b ] && need=150
+        if [ "$(left)" -lt "$need" ]; then
+            note "skipped $preset: $(left)s left, making it takes about ${need}s"
+            SUMMARY+=("$preset|skipped (time)")
+            continue
+        fi
+        note "making $preset"
+        if ! PYTHONUNBUFFERED=1 run "$(left)" python3 scripts/make_random_model.py --preset "$preset" --out "$MODELS/$preset"; then
+            note "FAILED: make_random_model.py --preset $preset"
+            SUMMARY+=("$preset|model not made")
+            FAILED=1
+            continue
+        fi
+    fi
+    bench "$preset" base
+    if [ "$AB" = 1 ] && [ "$preset" = llama-3.2-1b ]; then
+        bench "$preset" no-pdl SPECSCOPE_CUDA_PDL=0
+        bench "$preset" no-fuse SPECSCOPE_CUDA_FUSE=0
+        bench "$preset" no-graphs SPECSCOPE_CUDA_GRAPHS=0
+    fi
+done
+
+# ---------------------------------------------------------------- summary
+{
+    echo
+    echo "==== gpu-check summary ($(($(date +%s) - START)) s) ===="
+    for row in "${SUMMARY[@]}"; do printf '%-14s %s\n' "${row%%|*}" "${row#*|}"; done
+    [ -s "$LOGS/kernels.txt" ] && cat "$LOGS/kernels.txt"
+    python3 - "$LOGS" <<'EOF'
+import glob, json, os, sys
+rows = []
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "bench-*.json"))) + sorted(glob.glob(os.path.join(sys.argv[1], "bench-ab.jsonl"))):
+    with open(path) as f:
+        objs = [json.loads(l) for l in f if l.strip()] if path.endswith(".jsonl") else [json.load(f)]
+    for o in objs:
+        label = o.get("label") or os.path.basename(path)[6:-5]
+        fw = o.get("forward", {})
+        dec = {d["context"]: d for d in fw.get("decode", [])}
+        def d(ctx, key, scale=1.0, fmt="%.1f"):
+            v = dec.get(ctx, {}).get(key)
+            return fmt % (v * scale) if v is not None else "-"
+        gemm = fw.get("prefill_gemm_ratio")
+        rows.append((label, d(128, "tokens_per_s"), d(128, "bandwidth_ratio", 100, "%.1f%%"),
+                     d(4096, "tokens_per_s"), d(4096, "bandwidth_ratio", 100, "%.1f%%"),
+                     "%.0f" % fw.get("prefill_tokens_per_s", 0), "%.1f%%" % (100 * gemm) if gemm else "-",
+                     "%.2f" % ((o.get("copy_bytes_per_s") or 0) / 1e12),
+                     "%.0f" % ((o.get("gemm_flops_per_s") or 0) / 1e12)))
+if rows:
+    head = ("model", "tok/s@128", "of copy BW", "tok/s@4096", "of copy BW", "prefill tok/s", "of GEMM", "copy TB/s", "GEMM TF/s")
+    print("%-26s %10s %11s %11s %11s %14s %8s %10s %10s" % head)
+    for r in rows:
+        print("%-26s %10s %11s %11s %11s %14s %8s %10s %10s" % r)
+EOF
+    [ "$FAILED" = 0 ] && echo "result: OK" || echo "result: FAILED (details in $LOG)"
+} | tee "$LOGS/summary.txt"
+exit "$FAILED"

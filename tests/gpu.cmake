@@ -1,0 +1,10 @@
+# GPU tests (label gpu): the CUDA backend against the CPU backend and the transformers fixtures.
+# They run on the GPU machine (scripts/gpu-check.sh); without a CUDA device (CI) each prints
+# "SKIPPED: no CUDA device (...)" and exits 77, which CTest reports as skipped.
+specscope_unit_test(test_gpu_ops SOURCES gpu/test_gpu_ops.c LABELS gpu)
+specscope_unit_test(test_gpu_model SOURCES gpu/test_gpu_model.c core_checkpoint.c LABELS gpu)
+set_tests_properties(test_gpu_ops test_gpu_model PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
+# The ceilings and GEMV-against-cuBLASLt timings (printed by scripts/gpu-check.sh, not a test).
+add_executable(bench_gpu_kernels gpu/bench_gpu_kernels.c)
+target_link_libraries(bench_gpu_kernels PRIVATE specscope_engine)
+target_include_directories(bench_gpu_kernels PRIVATE ${CMAKE_SOURCE_DIR}/engine)

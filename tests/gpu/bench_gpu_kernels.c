@@ -1,0 +1,56 @@
+/* bench_gpu_kernels.c — the ceilings and the batch-1 GEMV against cuBLASLt on the weight shapes of
+ * the benchmark presets (scripts/gpu-check.sh runs it; timings are printed, never asserted).
+ * Usage: bench_gpu_kernels [--quick]   (--quick: one preset's shapes). Exit 0 ok, 1 failure,
+ * 77 without a CUDA device. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cuda_bench.h"
+#include "gpu_test.h"
+
+typedef struct {
+    const char *what;
+    int rows, cols;
+} shape;
+
+/* q, k/v, o, gate/up, down, lm_head of llama-3.2-1b and llama-3.1-8b; qkv of qwen2.5-0.5b. */
+static const shape shapes[] = {
+    {"1b q/o", 2048, 2048},      {"1b k/v", 512, 2048},     {"1b gate/up", 8192, 2048}, {"1b down", 2048, 8192},
+    {"1b lm_head", 128256, 2048}, {"8b q/o", 4096, 4096},    {"8b k/v", 1024, 4096},     {"8b gate/up", 14336, 4096},
+    {"8b down", 4096, 14336},     {"8b lm_head", 128256, 4096}, {"0.5b q", 896, 896},    {"0.5b down", 896, 4864},
+};
+
+int main(int argc, char **argv) {
+    int skip = gpu_require_device();
+    if (skip) return skip;
+    bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    ss_error err = {0};
+    double copy = 0, gemm = 0;
+    if (ss_cuda_copy_bandwidth(&copy, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    printf("copy bandwidth (read + write): %.3f TB/s\n", copy / 1e12);
+    static const int gemms[][3] = {{2048, 14336, 4096}, {2048, 4096, 4096}, {256, 4096, 4096}, {256, 14336, 4096},
+                                   {2048, 8192, 2048}};
+    for (size_t i = 0; i < sizeof gemms / sizeof *gemms; i++) {
+        if (ss_cuda_gemm_rate(gemms[i][0], gemms[i][1], gemms[i][2], &gemm, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        printf("cuBLASLt bf16 GEMM m=%d n=%d k=%d: %.1f TFLOP/s\n", gemms[i][0], gemms[i][1], gemms[i][2], gemm / 1e12);
+    }
+    printf("%-12s %8s %6s %14s %14s %8s %8s\n", "GEMV", "rows", "cols", "ours GB/s", "cuBLASLt GB/s", "ours/cp",
+           "speedup");
+    size_t n = quick ? 5 : sizeof shapes / sizeof *shapes;
+    for (size_t i = 0; i < n; i++) {
+        double ours = 0, lt = 0;
+        if (ss_cuda_gemv_rate(shapes[i].rows, shapes[i].cols, &ours, &lt, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        printf("%-12s %8d %6d %14.1f %14.1f %7.1f%% %7.2fx\n", shapes[i].what, shapes[i].rows, shapes[i].cols, ours / 1e9,
+               lt / 1e9, 100 * ours / copy, ours / lt);
+    }
+    return 0;
+}
