@@ -378,6 +378,7 @@ ss_status ss_generate(const ss_generator *g, ss_kv_state *kv, const int *prompt,
     if (st && st != SS_ESTOPPED) { /* a failed step may leave the caches anywhere: forget them */
         kv->target_ids.n = 0;
         kv->draft_ids.n = 0;
+        ss_result_free(out); /* and leave no half-made result */
     }
     return st;
 }
