@@ -108,7 +108,7 @@ bench() { # preset label [ENV=VALUE...]
     t=$(left)
     [ "$t" -gt 20 ] || { note "skipped bench $preset $label: out of time"; return 1; }
     note "bench $preset ($label)"
-    if env "$@" timeout "$t" "$BUILD/specscope" bench --backend cuda --model "$MODELS/$preset" --json >"$LOGS/.bench.tmp" 2>>"$LOG"; then
+    if env "$@" timeout "$t" "$BUILD/specscope" bench --backend cuda --ctx 8192 --model "$MODELS/$preset" --json >"$LOGS/.bench.tmp" 2>>"$LOG"; then
         if [ "$label" = base ]; then cp "$LOGS/.bench.tmp" "$out"; else
             python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); o["label"]=sys.argv[2]; print(json.dumps(o))' \
                 "$LOGS/.bench.tmp" "$preset $label" >>"$out"
@@ -140,7 +140,7 @@ for preset in $PRESETS; do
     fi
     bench "$preset" base
     if [ "$AB" = 1 ] && [ "$preset" = llama-3.2-1b ]; then
-        bench "$preset" no-pdl SPECSCOPE_CUDA_PDL=0
+        bench "$preset" pdl SPECSCOPE_CUDA_PDL=1
         bench "$preset" no-fuse SPECSCOPE_CUDA_FUSE=0
         bench "$preset" no-graphs SPECSCOPE_CUDA_GRAPHS=0
     fi

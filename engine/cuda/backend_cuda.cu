@@ -456,7 +456,9 @@ static ss_status init(cuda_backend *c, ss_error *err) {
     c->sms = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
     snprintf(c->name, sizeof c->name, "%s", prop.name);
-    c->pdl = env_on("SPECSCOPE_CUDA_PDL");
+    /* PDL measured slower on the H200 (1B decode 783 vs 886 tok/s, docs/cuda.md): opt-in for now. */
+    const char *pdl = getenv("SPECSCOPE_CUDA_PDL");
+    c->pdl = pdl && strcmp(pdl, "1") == 0;
     c->fuse = env_on("SPECSCOPE_CUDA_FUSE");
     c->graphs = env_on("SPECSCOPE_CUDA_GRAPHS");
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess)
