@@ -214,7 +214,7 @@ static ss_status run_generation(ss_session *s, const int *ids, int n, bool chat,
 ss_status ss_session_generate_ids(ss_session *s, const int *ids, int n, const ss_params *params,
                                   const ss_callbacks *cb, ss_result *out, ss_error *err) {
     memset(out, 0, sizeof *out);
-    return run_generation(s, ids, n, false, params, cb, out, err);
+    return run_generation(s, ids, n, params->chat && s->chat, params, cb, out, err);
 }
 
 static ss_status push_turn(ss_session *s, const char *role, const char *content, ss_error *err) {

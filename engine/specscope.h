@@ -253,7 +253,8 @@ void ss_session_close(ss_session *s);
 /* Text prompt: tokenized (and chat-formatted with history when params->chat). */
 ss_status ss_session_generate(ss_session *s, const char *prompt, const ss_params *params,
                               const ss_callbacks *cb, ss_result *out, ss_error *err);
-/* Raw ids, no BOS added, no chat formatting, history ignored. */
+/* Raw ids, no BOS added, no chat formatting, history ignored. With params->chat the ids are taken
+ * as an already formatted chat prompt: generation also stops at the format's end-of-turn ids. */
 ss_status ss_session_generate_ids(ss_session *s, const int *ids, int n, const ss_params *params,
                                   const ss_callbacks *cb, ss_result *out, ss_error *err);
 void ss_session_reset(ss_session *s); /* forget the history */

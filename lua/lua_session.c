@@ -528,10 +528,8 @@ static int l_generate(lua_State *L) {
     luaL_setmetatable(L, BOX_MT);
     if (ids_prompt) read_prompt_ids(L, 2, &box->prompt);
     bool templated = !ids_prompt && params.chat && push_chat_template(L);
-    if (templated) {
+    if (templated) /* rendered by the script's template; generate_ids keeps chat for the end-of-turn stops */
         render_with_template(L, ls, &box->prompt);
-        params.chat = false; /* the text is formatted already */
-    }
 
     gen_ctx c = {.S = S, .L = L, .observer = S->opts.observer};
     c.lua_token = lua_getiuservalue(L, 1, UV_ON_TOKEN) == LUA_TFUNCTION;
