@@ -76,11 +76,11 @@ tmx new-session -d -x 120 -y 40 \
 
 screen() { tmx capture-pane -p > "$work/screen"; }
 keep() { [[ -n ${TUI_CAPTURE_DIR:-} ]] && mkdir -p "$TUI_CAPTURE_DIR" && cp "$work/screen" "$TUI_CAPTURE_DIR/$1.txt"; return 0; }
-wait_for() { # FIXED-STRING SECONDS: polls the screen until it shows the string
-    local deadline=$((SECONDS + $2))
+wait_for() { # FIXED-STRING SECONDS [grep flag]: polls the screen until it shows the string
+    local deadline=$((SECONDS + $2)) how=${3:--F}
     while ((SECONDS < deadline)); do
         screen
-        grep -qF -- "$1" "$work/screen" && return 0
+        grep -q "$how" -- "$1" "$work/screen" && return 0
         [[ -f $work/exit ]] && break
         sleep 0.2
     done
@@ -147,8 +147,7 @@ keep 03-k2
 
 # 4. Zoom on the speculation pane and back; the help overlay; unavailable commands say so.
 keys F3
-wait_for "EasySpec" 10
-grep -q "^┌─ speculation .*┐$" "$work/screen" || fail "F3 did not zoom the speculation pane to the full width"
+wait_for "^┌─ speculation .*┐$" 10 -E || fail "F3 did not zoom the speculation pane to the full width"
 keep 04-zoom-speculation
 keys F3
 wait_for "─ chat ─" 10
