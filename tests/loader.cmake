@@ -19,3 +19,8 @@ if(SPECSCOPE_FUZZ)
   target_link_options(fuzz_loader PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(fuzz_loader PRIVATE PkgConfig::JANSSON)
 endif()
+
+# `generate --prompt-ids ... --temp 0 --json` prints transformers' greedy ids for every f32 fixture.
+add_test(NAME generate_fixtures COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/generate_fixtures.sh $<TARGET_FILE:specscope>
+         ${CMAKE_CURRENT_SOURCE_DIR}/fixtures)
+set_tests_properties(generate_fixtures PROPERTIES LABELS "cli" SKIP_RETURN_CODE 77)
