@@ -11,6 +11,12 @@
 extern "C" {
 #endif
 
+/* Weight bytes per second of batch-1 matrix-vector products (the streaming rate of a decode step). */
+typedef struct {
+    double gemv;   /* the backend's GEMV kernel */
+    double cublas; /* cuBLASLt, n = 1, the same layout (two products for gate/up) */
+} ss_gemv_rates;
+
 #ifdef SPECSCOPE_HAVE_CUDA
 
 /* Device-to-device copy of a 4 GiB buffer (far beyond L2); bytes read + bytes written per second. */
@@ -21,11 +27,9 @@ ss_status ss_cuda_copy_bandwidth(double *bytes_per_s, ss_error *err);
  * 2*m*n*k FLOPs per second. */
 ss_status ss_cuda_gemm_rate(int m, int n, int k, double *flops_per_s, ss_error *err);
 
-/* Batch-1 matrix-vector product over a bf16 [rows, cols] weight, rotating over enough weight
- * copies to defeat L2: weight bytes per second of the backend's GEMV kernel and of cuBLASLt
- * (n = 1, the same layout). */
-ss_status ss_cuda_gemv_rate(int rows, int cols, double *gemv_bytes_per_s, double *cublas_bytes_per_s,
-                            ss_error *err);
+/* Batch-1 GEMV over a bf16 [rows, cols] weight (glu: a gate and an up weight in one launch, with
+ * the SiLU epilogue), launched back to back over enough weight copies to defeat L2. */
+ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rates *out, ss_error *err);
 
 #else
 
@@ -40,10 +44,9 @@ static inline ss_status ss_cuda_gemm_rate(int m, int n, int k, double *flops_per
     return ss_fail(err, SS_EUNSUPPORTED, "GEMM rate: built without CUDA");
 }
 
-static inline ss_status ss_cuda_gemv_rate(int rows, int cols, double *gemv_bytes_per_s, double *cublas_bytes_per_s,
-                                          ss_error *err) {
-    (void)rows, (void)cols;
-    *gemv_bytes_per_s = *cublas_bytes_per_s = 0;
+static inline ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rates *out, ss_error *err) {
+    (void)rows, (void)cols, (void)glu;
+    *out = (ss_gemv_rates){0};
     return ss_fail(err, SS_EUNSUPPORTED, "GEMV rate: built without CUDA");
 }
 

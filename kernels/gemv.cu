@@ -8,8 +8,9 @@
  * per multiprocessor, looping over rows) so the vector is staged once per block, and the rest of
  * the multiprocessor stays free for the next kernel's blocks to start early (PDL).
  *
- * Before waiting for the previous kernel, each warp already issues the loads of its first row:
- * weights never depend on earlier kernels, so the launch gap is spent fetching.
+ * Before waiting for the previous kernel, each warp already issues the loads of its first two
+ * batches: weights never depend on earlier kernels, so the launch gap is spent fetching. Each warp
+ * then keeps two batches of loads in flight (software pipelining across batches and rows).
  *
  * Up to SK_GEMV_MAX_VECTORS input vectors (speculative verification) share each weight load, with
  * fp32 activations like the single-vector case, so a verified token's logits are computed the way
@@ -86,7 +87,7 @@ __device__ void stage_vector(const gemv_params &p, int vec, float *xs) {
     }
 }
 
-/* R rows per unit (2 for gate/up), U loads in flight per row and lane. */
+/* R rows per unit (2 for gate/up), U loads in flight per row and lane: batch `batch` of the rows. */
 template <int R, int U>
 __device__ __forceinline__ void load_batch(const uint4 *const rows[R], int batch, int lane, int nchunks, uint4 buf[R][U]) {
 #pragma unroll
@@ -97,87 +98,120 @@ __device__ __forceinline__ void load_batch(const uint4 *const rows[R], int batch
     }
 }
 
-/* NV: the most vectors this instantiation takes (p.nvec <= NV). */
+/* What one warp streams: its units (rows, or gate/up row pairs) first_unit, first_unit + stride,
+ * ..., each read in nbatches batches; step s is batch s % nbatches of the warp's unit s / nbatches. */
+struct warp_walk {
+    int first_unit, stride, nbatches, nchunks, steps;
+};
+
+/* Rows of the unit of step s, as 16-byte chunks, and where its results go (segment, row). */
+template <bool GLU, int R>
+__device__ __forceinline__ void step_rows(const gemv_params &p, const warp_walk &w, int s, const uint4 *rows[R],
+                                          int &seg, int &row) {
+    row = w.first_unit + (s / w.nbatches) * w.stride;
+    seg = GLU ? 0 : find_seg(p, row);
+#pragma unroll
+    for (int r = 0; r < R; r++) rows[r] = reinterpret_cast<const uint4 *>(p.seg[seg + r].w + (size_t)row * p.cols);
+}
+
+template <bool GLU, int R, int U>
+__device__ __forceinline__ void load_step(const gemv_params &p, const warp_walk &w, int s, int lane, uint4 buf[R][U]) {
+    const uint4 *rows[R];
+    int seg, row;
+    step_rows<GLU, R>(p, w, s, rows, seg, row);
+    load_batch<R, U>(rows, s % w.nbatches, lane, w.nchunks, buf);
+}
+
+/* Accumulates step s from buf; at the last batch of a unit, reduces over the warp, writes the
+ * unit's outputs (epilogues) and clears acc. */
+template <bool GLU, int NV, int R, int U>
+__device__ __forceinline__ void consume_step(const gemv_params &p, const warp_walk &w, int s, int lane, int xstride,
+                                             const float *xs, const uint4 buf[R][U], float acc[R][NV]) {
+    const int nv = p.nvec, batch = s % w.nbatches;
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int j = lane + 32 * (batch * U + u);
+        if (j < w.nchunks) {
+#pragma unroll
+            for (int v = 0; v < NV; v++) {
+                if (v >= nv) break;
+                const float *xp = xs + v * xstride + xpad(8 * j);
+                const float4 x0 = *reinterpret_cast<const float4 *>(xp);
+                const float4 x1 = *reinterpret_cast<const float4 *>(xp + 4);
+#pragma unroll
+                for (int r = 0; r < R; r++) acc[r][v] += dot8(buf[r][u], x0, x1);
+            }
+        }
+    }
+    if (batch != w.nbatches - 1) return;
+    const uint4 *rows[R];
+    int seg, row;
+    step_rows<GLU, R>(p, w, s, rows, seg, row);
+#pragma unroll
+    for (int v = 0; v < NV; v++) {
+        if (v >= nv) break;
+#pragma unroll
+        for (int r = 0; r < R; r++) acc[r][v] = warp_sum(acc[r][v]);
+        if (lane == 0) {
+            const gemv_seg &s0 = p.seg[seg];
+            const size_t at = (size_t)v * s0.rows + row;
+            const float y = acc[0][v] + (s0.bias ? bf16_at(s0.bias, row) : 0.0f);
+            if (GLU) {
+                const gemv_seg &s1 = p.seg[1];
+                const float up = acc[R - 1][v] + (s1.bias ? bf16_at(s1.bias, row) : 0.0f);
+                s0.out[at] = y / (1.0f + expf(-y)) * up;
+                s1.out[at] = up;
+            } else {
+                s0.out[at] = y;
+                if (p.residual) p.residual[at] += y;
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < R; r++) acc[r][v] = 0.0f;
+    }
+}
+
+/* NV: the most vectors this instantiation takes (p.nvec <= NV). Software-pipelined: the loads of
+ * step s + 1 are in flight while step s is summed, and step s + 2's go out right after (two
+ * register buffers, up to 2U loads outstanding per lane, and no wait between rows). On the H200 this took the 8B down projection from 72% to 88%
+ * of the copy bandwidth and the gate/up launch to 96% (docs/cuda.md). */
 template <bool GLU, int NV>
-__global__ void __launch_bounds__(GEMV_THREADS) gemv_kernel(const __grid_constant__ gemv_params p) {
+__global__ void __launch_bounds__(GEMV_THREADS, GEMV_MAX_BLOCKS_PER_SM) gemv_kernel(const __grid_constant__ gemv_params p) {
     constexpr int R = GLU ? 2 : 1, U = GLU ? 4 : 8;
-    const int nv = p.nvec, xstride = vector_stride(p.cols);
+    const int xstride = vector_stride(p.cols);
     extern __shared__ __align__(16) float xs[];
     const int lane = threadIdx.x & 31;
-    const int first_unit = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5), stride = gridDim.x * GEMV_WARPS;
-    const int nchunks = p.cols / 8, nbatches = ceil_div(nchunks, 32 * U);
     int units = p.seg[0].rows;
     if (!GLU)
         for (int s = 1; s < p.nseg; s++) units += p.seg[s].rows;
+    warp_walk w;
+    w.first_unit = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+    w.stride = gridDim.x * GEMV_WARPS;
+    w.nchunks = p.cols / 8;
+    w.nbatches = ceil_div(w.nchunks, 32 * U);
+    w.steps = w.first_unit < units ? ceil_div(units - w.first_unit, w.stride) * w.nbatches : 0;
 
-    /* Rows of one unit, as 16-byte chunks. */
-    auto unit_rows = [&](int unit, const uint4 *rows[R], int &seg, int &row) {
-        row = unit;
-        seg = GLU ? 0 : find_seg(p, row);
-#pragma unroll
-        for (int r = 0; r < R; r++)
-            rows[r] = reinterpret_cast<const uint4 *>(p.seg[seg + r].w + (size_t)row * p.cols);
-    };
-
-    uint4 buf[R][U];
-    const uint4 *rows[R];
-    int seg = 0, row = 0;
-    if (first_unit < units) {
-        unit_rows(first_unit, rows, seg, row);
-        load_batch<R, U>(rows, 0, lane, nchunks, buf); /* before the wait: weights are constant */
-    }
+    /* The first two steps' loads go out before the wait (weights are constant): with PDL this
+     * block may already be resident while the previous kernel runs, and fetches meanwhile. */
+    uint4 a[R][U], b[R][U];
+    if (w.steps > 0) load_step<GLU, R, U>(p, w, 0, lane, a);
+    if (w.steps > 1) load_step<GLU, R, U>(p, w, 1, lane, b);
     pdl_launch_dependents();
     pdl_wait();
-    for (int v = 0; v < nv; v++) stage_vector(p, v, xs + v * xstride);
+    for (int v = 0; v < p.nvec; v++) stage_vector(p, v, xs + v * xstride);
     __syncthreads();
 
-    bool prefetched = true;
-    for (int unit = first_unit; unit < units; unit += stride) {
-        if (!prefetched) unit_rows(unit, rows, seg, row);
-        float acc[R][NV];
+    float acc[R][NV];
 #pragma unroll
-        for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++)
 #pragma unroll
-            for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
-        for (int b = 0; b < nbatches; b++) {
-            if (!prefetched) load_batch<R, U>(rows, b, lane, nchunks, buf);
-            prefetched = false;
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                const int j = lane + 32 * (b * U + u);
-                if (j < nchunks) {
-#pragma unroll
-                    for (int v = 0; v < NV; v++) {
-                        if (v >= nv) break;
-                        const float *xp = xs + v * xstride + xpad(8 * j);
-                        const float4 x0 = *reinterpret_cast<const float4 *>(xp);
-                        const float4 x1 = *reinterpret_cast<const float4 *>(xp + 4);
-#pragma unroll
-                        for (int r = 0; r < R; r++) acc[r][v] += dot8(buf[r][u], x0, x1);
-                    }
-                }
-            }
-        }
-#pragma unroll
-        for (int v = 0; v < NV; v++) {
-            if (v >= nv) break;
-#pragma unroll
-            for (int r = 0; r < R; r++) acc[r][v] = warp_sum(acc[r][v]);
-            if (lane == 0) {
-                const gemv_seg &s0 = p.seg[seg];
-                const size_t at = (size_t)v * s0.rows + row;
-                const float y = acc[0][v] + (s0.bias ? bf16_at(s0.bias, row) : 0.0f);
-                if (GLU) {
-                    const gemv_seg &s1 = p.seg[1];
-                    const float u = acc[R - 1][v] + (s1.bias ? bf16_at(s1.bias, row) : 0.0f);
-                    s0.out[at] = y / (1.0f + expf(-y)) * u;
-                    s1.out[at] = u;
-                } else {
-                    s0.out[at] = y;
-                    if (p.residual) p.residual[at] += y;
-                }
-            }
-        }
+        for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
+    for (int s = 0; s < w.steps; s += 2) {
+        consume_step<GLU, NV, R, U>(p, w, s, lane, xstride, xs, a, acc);
+        if (s + 2 < w.steps) load_step<GLU, R, U>(p, w, s + 2, lane, a);
+        if (s + 1 >= w.steps) break;
+        consume_step<GLU, NV, R, U>(p, w, s + 1, lane, xstride, xs, b, acc);
+        if (s + 3 < w.steps) load_step<GLU, R, U>(p, w, s + 3, lane, b);
     }
 }
 

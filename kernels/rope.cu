@@ -3,8 +3,8 @@
  * and linear scalings come in through inv_freq), and the bf16 KV-cache store at the batch
  * positions.
  *
- * One block per token. The block first forms cos/sin of its position (in double, like the CPU
- * backend, so long positions round the same way), then each warp takes one head row: lane l holds
+ * Blocks (token, part): each block first forms cos/sin of its token's position (in double, like the
+ * CPU backend, so long positions round the same way), then each warp takes one head row: lane l holds
  * the pairs (d, d + half) for d = l, l + 32, ... so the norm and the rotation need no exchange
  * beyond one warp sum. */
 #include "common.cuh"
@@ -68,7 +68,9 @@ __device__ __forceinline__ void prep_row(const prep_params &p, const prep_tensor
     }
 }
 
-__global__ void __launch_bounds__(256) prep_kernel(const __grid_constant__ prep_params p) {
+#define PREP_THREADS 256
+
+__global__ void __launch_bounds__(PREP_THREADS) prep_kernel(const __grid_constant__ prep_params p) {
     __shared__ float cs[SK_PREP_MAX_HEAD_DIM / 2], sn[SK_PREP_MAX_HEAD_DIM / 2];
     pdl_launch_dependents();
     const int i = blockIdx.x;
@@ -85,17 +87,17 @@ __global__ void __launch_bounds__(256) prep_kernel(const __grid_constant__ prep_
     __syncthreads();
     pdl_wait();
 
-    const int warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    const int warps = blockDim.x >> 5, warp = blockIdx.y * warps + (threadIdx.x >> 5), stride = gridDim.y * warps;
     int total = 0;
     for (int j = 0; j < p.nt; j++) total += p.t[j].heads;
-    for (int row = warp; row < total; row += warps) {
+    for (int row = warp; row < total; row += stride) {
         int j = 0, head = row;
         while (head >= p.t[j].heads) head -= p.t[j++].heads;
         prep_row(p, p.t[j], i, head, pos, cs, sn, p.store && j == p.k_slot);
     }
     if (p.store) {
         const size_t src = (size_t)i * p.kv_dim, dst = (size_t)pos * p.kv_dim;
-        for (int e = threadIdx.x; e < p.kv_dim; e += blockDim.x) {
+        for (int e = blockIdx.y * blockDim.x + threadIdx.x; e < p.kv_dim; e += gridDim.y * blockDim.x) {
             if (p.k_slot < 0) p.kcache[dst + e] = f32_to_bf16(p.k[src + e]);
             p.vcache[dst + e] = f32_to_bf16(p.v[src + e]);
         }
@@ -103,7 +105,12 @@ __global__ void __launch_bounds__(256) prep_kernel(const __grid_constant__ prep_
 }
 
 cudaError_t prep(const launch_ctx &c, const prep_params &p) {
-    return launch_kernel(c, prep_kernel, dim3(p.n), dim3(256), 0, p);
+    int rows = 0;
+    for (int j = 0; j < p.nt; j++) rows += p.t[j].heads;
+    /* One warp per head row: a decode step's 40 rows (8B) on one block would run 5 dependent
+     * passes; spread over blocks, each warp makes one. */
+    const int per_token = rows > 0 ? ceil_div(rows, PREP_THREADS / 32) : 1; /* a plain KV store: one block */
+    return launch_kernel(c, prep_kernel, dim3(p.n, per_token), dim3(PREP_THREADS), 0, p);
 }
 
 } // namespace sk

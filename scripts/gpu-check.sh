@@ -6,7 +6,8 @@
 #   2. the ceilings and the batch-1 GEMV against cuBLASLt (build/tests/bench_gpu_kernels), and a
 #      look at the GEMV's machine code (16-byte loads: LDG.E.128);
 #   3. `specscope bench --backend cuda --json` on random-weight checkpoints of real geometries
-#      (scripts/make_random_model.py), and on llama-3.2-1b again with PDL / fusion turned off;
+#      (scripts/make_random_model.py), again with PDL off, and on llama-3.2-1b with fusion / graphs
+#      off (--no-ab: none of these A/B runs);
 #   4. a summary table, printed last.
 # Full logs go to $OUT when it is set (else BUILD/gpu-check/). The whole run keeps under 8 minutes:
 # each step gets what is left of the budget and later steps are skipped when it runs out.
@@ -139,8 +140,9 @@ for preset in $PRESETS; do
         fi
     fi
     bench "$preset" base
-    if [ "$AB" = 1 ] && [ "$preset" = llama-3.2-1b ]; then
-        bench "$preset" pdl SPECSCOPE_CUDA_PDL=1
+    [ "$AB" = 1 ] || continue
+    bench "$preset" no-pdl SPECSCOPE_CUDA_PDL=0
+    if [ "$preset" = llama-3.2-1b ]; then
         bench "$preset" no-fuse SPECSCOPE_CUDA_FUSE=0
         bench "$preset" no-graphs SPECSCOPE_CUDA_GRAPHS=0
     fi

@@ -188,9 +188,8 @@ extern "C" ss_status ss_cuda_gemm_rate(int m, int n, int k, double *flops_per_s,
     return st;
 }
 
-extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, double *gemv_bytes_per_s, double *cublas_bytes_per_s,
-                                       ss_error *err) {
-    *gemv_bytes_per_s = *cublas_bytes_per_s = 0;
+extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rates *out, ss_error *err) {
+    memset(out, 0, sizeof *out);
     cudaDeviceProp prop;
     cudaError_t e = cudaGetDeviceProperties(&prop, 0);
     if (e != cudaSuccess) return cuda_fail(err, "GEMV rate", e);
@@ -198,24 +197,27 @@ extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, double *gemv_bytes_pe
         return ss_fail(err, SS_EARG, "GEMV rate: %d x %d is not a shape the GEMV takes", rows, cols);
     bench bn;
     const char *what = "GEMV rate";
-    const size_t wbytes = (size_t)rows * cols * 2;
+    const int nw = glu ? 2 : 1;                          /* weights per launch: gate and up */
+    const size_t mat = (size_t)rows * cols, wbytes = mat * 2 * nw; /* bytes one launch reads */
     int copies = (int)((GEMV_ROTATION_BYTES + wbytes - 1) / wbytes);
     copies = copies < 1 ? 1 : copies > 256 ? 256 : copies;
     ss_status st;
     if ((st = start(bn, what, err)) || (st = alloc(bn, 0, wbytes * copies, what, err)) ||
-        (st = alloc(bn, 1, (size_t)cols * 6, what, err)) || (st = alloc(bn, 2, (size_t)rows * 4, what, err)) ||
+        (st = alloc(bn, 1, (size_t)cols * 6, what, err)) || (st = alloc(bn, 2, (size_t)rows * 4 * 2, what, err)) ||
         (st = alloc(bn, 3, LT_WORKSPACE, what, err)))
         return st;
-    const size_t welems = wbytes / 2 * copies;
-    float *x = (float *)bn.buf[1];
+    const size_t welems = mat * nw * copies;
+    float *x = (float *)bn.buf[1], *y = (float *)bn.buf[2];
     uint16_t *xb = (uint16_t *)(x + cols);
     fill_uniform<<<fill_grid(welems), 256, 0, bn.stream>>>((uint16_t *)bn.buf[0], nullptr, welems, 3u);
     fill_uniform<<<fill_grid(cols), 256, 0, bn.stream>>>(xb, x, cols, 4u);
     if ((e = sk::setup_gemv(prop.sharedMemPerBlockOptin)) != cudaSuccess) return cuda_fail(err, what, e);
 
     sk::launch_ctx l = {bn.stream, true, prop.multiProcessorCount, prop.sharedMemPerBlockOptin};
-    const int per_sm = sk::gemv_occupancy(false, cols, 1);
+    const int per_sm = sk::gemv_occupancy(glu, cols, 1);
     const uint16_t *w0 = (const uint16_t *)bn.buf[0];
+    /* Matrix j of copy i (gate, up of a copy side by side). */
+    auto weight = [&](int i, int j) { return w0 + ((size_t)i * nw + j) * mat; };
     double s = 0;
     st = median_seconds(
         bn,
@@ -223,15 +225,15 @@ extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, double *gemv_bytes_pe
             cudaError_t r = cudaSuccess;
             for (int i = 0; i < copies && r == cudaSuccess; i++) {
                 sk::gemv_params p = {};
-                p.x = x, p.cols = cols, p.nvec = 1, p.nseg = 1;
-                p.seg[0] = sk::gemv_seg{w0 + (size_t)i * rows * cols, nullptr, (float *)bn.buf[2], rows};
+                p.x = x, p.cols = cols, p.nvec = 1, p.nseg = nw, p.glu = glu;
+                for (int j = 0; j < nw; j++) p.seg[j] = sk::gemv_seg{weight(i, j), nullptr, y + (size_t)j * rows, rows};
                 r = sk::gemv(l, p, per_sm);
             }
             return r;
         },
         what, &s, err);
     if (st) return st;
-    *gemv_bytes_per_s = (double)wbytes * copies / s;
+    out->gemv = (double)wbytes * copies / s;
 
     cublasLtMatmulAlgo_t algo;
     if ((st = lt_plan(bn, 1, rows, cols, CUDA_R_32F, &algo, err))) return st;
@@ -240,13 +242,13 @@ extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, double *gemv_bytes_pe
         bn,
         [&] {
             for (int i = 0; i < copies; i++)
-                if (cublasLtMatmul(bn.lt, bn.desc, &alpha, w0 + (size_t)i * rows * cols, bn.a, xb, bn.b, &beta, bn.buf[2],
-                                   bn.d, bn.buf[2], bn.d, &algo, bn.buf[3], LT_WORKSPACE,
-                                   bn.stream) != CUBLAS_STATUS_SUCCESS)
-                    return cudaErrorUnknown;
+                for (int j = 0; j < nw; j++)
+                    if (cublasLtMatmul(bn.lt, bn.desc, &alpha, weight(i, j), bn.a, xb, bn.b, &beta, y, bn.d, y, bn.d,
+                                       &algo, bn.buf[3], LT_WORKSPACE, bn.stream) != CUBLAS_STATUS_SUCCESS)
+                        return cudaErrorUnknown;
             return cudaSuccess;
         },
         what, &s, err);
-    if (st == SS_OK) *cublas_bytes_per_s = (double)wbytes * copies / s;
+    if (st == SS_OK) out->cublas = (double)wbytes * copies / s;
     return st;
 }

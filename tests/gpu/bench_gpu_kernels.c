@@ -11,13 +11,17 @@
 typedef struct {
     const char *what;
     int rows, cols;
+    bool glu;
 } shape;
 
-/* q, k/v, o, gate/up, down, lm_head of llama-3.2-1b and llama-3.1-8b; qkv of qwen2.5-0.5b. */
+/* q, k/v, o, gate/up (alone and as the fused GLU launch), down, lm_head of llama-3.2-1b and
+ * llama-3.1-8b; qkv of qwen2.5-0.5b. */
 static const shape shapes[] = {
-    {"1b q/o", 2048, 2048},      {"1b k/v", 512, 2048},     {"1b gate/up", 8192, 2048}, {"1b down", 2048, 8192},
-    {"1b lm_head", 128256, 2048}, {"8b q/o", 4096, 4096},    {"8b k/v", 1024, 4096},     {"8b gate/up", 14336, 4096},
-    {"8b down", 4096, 14336},     {"8b lm_head", 128256, 4096}, {"0.5b q", 896, 896},    {"0.5b down", 896, 4864},
+    {"1b q/o", 2048, 2048, false},         {"1b k/v", 512, 2048, false},     {"1b gate/up", 8192, 2048, false},
+    {"1b gate+up GLU", 8192, 2048, true},  {"1b down", 2048, 8192, false},   {"1b lm_head", 128256, 2048, false},
+    {"8b q/o", 4096, 4096, false},         {"8b k/v", 1024, 4096, false},    {"8b gate/up", 14336, 4096, false},
+    {"8b gate+up GLU", 14336, 4096, true}, {"8b down", 4096, 14336, false},  {"8b lm_head", 128256, 4096, false},
+    {"0.5b q", 896, 896, false},           {"0.5b down", 896, 4864, false},
 };
 
 int main(int argc, char **argv) {
@@ -40,17 +44,17 @@ int main(int argc, char **argv) {
         }
         printf("cuBLASLt bf16 GEMM m=%d n=%d k=%d: %.1f TFLOP/s\n", gemms[i][0], gemms[i][1], gemms[i][2], gemm / 1e12);
     }
-    printf("%-12s %8s %6s %14s %14s %8s %8s\n", "GEMV", "rows", "cols", "ours GB/s", "cuBLASLt GB/s", "ours/cp",
+    printf("%-15s %7s %6s %10s %14s %8s %8s\n", "GEMV", "rows", "cols", "ours GB/s", "cuBLASLt GB/s", "ours/cp",
            "speedup");
-    size_t n = quick ? 5 : sizeof shapes / sizeof *shapes;
+    size_t n = quick ? 6 : sizeof shapes / sizeof *shapes;
     for (size_t i = 0; i < n; i++) {
-        double ours = 0, lt = 0;
-        if (ss_cuda_gemv_rate(shapes[i].rows, shapes[i].cols, &ours, &lt, &err)) {
+        ss_gemv_rates r;
+        if (ss_cuda_gemv_rate(shapes[i].rows, shapes[i].cols, shapes[i].glu, &r, &err)) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
-        printf("%-12s %8d %6d %14.1f %14.1f %7.1f%% %7.2fx\n", shapes[i].what, shapes[i].rows, shapes[i].cols, ours / 1e9,
-               lt / 1e9, 100 * ours / copy, ours / lt);
+        printf("%-15s %7d %6d %10.1f %14.1f %7.1f%% %7.2fx\n", shapes[i].what, shapes[i].rows, shapes[i].cols,
+               r.gemv / 1e9, r.cublas / 1e9, 100 * r.gemv / copy, r.gemv / r.cublas);
     }
     return 0;
 }
