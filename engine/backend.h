@@ -92,6 +92,18 @@ typedef struct {
     /* out_host[r] = ss_argmax of row r of logits (backend memory, [rows, vocab]): greedy decoding
      * copies ids back instead of logits. Waits for the result; a failure shows at the next sync(). */
     void (*argmax_rows)(ss_backend *b, int *out_host, const float *logits, int rows, int vocab);
+    /* The queue the backend's ops run on (CUDA: its cudaStream_t), after issuing any op it holds back
+     * for fusion, so that work queued there by others (NCCL's all-reduce, engine/tp.h) comes after
+     * every op issued so far. */
+    void *(*stream)(ss_backend *b);
+    /* out_host[r] = the token ss_sample_with(s, row r, vocab, uniform[r]) draws from row r of logits
+     * (backend memory, [rows, vocab]): temperature, top-k, top-p and min-p as sampler.c defines them
+     * (the repetition penalty is not applied: it needs the history), the argmax at temperature 0.
+     * uniform: host, one draw of the host's RNG per row, in [0, 1). Equal to the host's choice except
+     * when u lies within rounding distance (~1e-6 of the row's mass) of a boundary of the inverse CDF
+     * or of a top-p / min-p cut. Waits for the result; a failure shows at the next sync(). */
+    void (*sample_rows)(ss_backend *b, int *out_host, const float *logits, int rows, int vocab, const ss_sampling *s,
+                        const double *uniform);
 } ss_backend_ops;
 
 struct ss_backend {
@@ -102,6 +114,8 @@ struct ss_backend {
 ss_status ss_backend_cpu_create(ss_backend **out, ss_error *err);
 /* SS_EUNSUPPORTED when built without CUDA or when no device / driver is present. */
 ss_status ss_backend_cuda_create(ss_backend **out, ss_error *err);
+/* The same on device `device` (tensor-parallel ranks); SS_EUNSUPPORTED when there is no such device. */
+ss_status ss_backend_cuda_create_on(int device, ss_backend **out, ss_error *err);
 bool ss_backend_cuda_available(char *why, size_t why_len);
 
 #endif

@@ -12,34 +12,42 @@
  * concatenated attention outputs with W_o stacked along its input dimension, which sums the
  * residual updates. Each layer still writes its own KV cache. The fused matmuls work on one
  * position (drafting decodes one token at a time), so a batch under a plan runs position by
- * position. */
+ * position.
+ *
+ * Tensor parallelism (model.h): every layer runs on each rank with the rank's share of the heads and
+ * MLP rows; the o and down projections leave partial sums, which the communicator (tp.h) adds up
+ * across the ranks before each rank adds them to its copy of the residual stream. With one rank
+ * there is no communicator and the ops are exactly the single-device forward's. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
+#include "sampler.h"
 
-static int q_dim(const ss_config *c) { return c->n_heads * c->head_dim; }
-static int kv_dim(const ss_config *c) { return c->n_kv_heads * c->head_dim; }
+/* A rank's share of the q and k/v widths (the whole model's with tp = 1). */
+static int q_dim(const ss_model *m) { return m->heads * m->cfg.head_dim; }
+static int kv_dim(const ss_model *m) { return m->kv_heads * m->cfg.head_dim; }
 
 /* An optional weight as the ops take it: NULL when absent. */
 static const ss_weight *opt(const ss_weight *w) { return w->data ? w : NULL; }
 
 /* ---------------------------------------------------------------- layer pieces */
 
-/* q/k norm, rope, KV store and attention of one layer whose q, k, v [n, ...] are projected. */
+/* q/k norm, rope, KV store and attention of one layer whose q, k, v [n, ...] are projected; m is the
+ * model or one tensor-parallel rank (its heads). */
 static void attend(ss_model *m, ss_layer *L, float *q, float *k, float *v, float *att, int n) {
     const ss_config *c = &m->cfg;
     const ss_backend_ops *o = m->be->ops;
     if (c->qk_norm) {
-        o->rmsnorm(m->be, q, q, &L->q_norm, n * c->n_heads, c->head_dim, c->rms_eps);
-        o->rmsnorm(m->be, k, k, &L->k_norm, n * c->n_kv_heads, c->head_dim, c->rms_eps);
+        o->rmsnorm(m->be, q, q, &L->q_norm, n * m->heads, c->head_dim, c->rms_eps);
+        o->rmsnorm(m->be, k, k, &L->k_norm, n * m->kv_heads, c->head_dim, c->rms_eps);
     }
-    o->rope(m->be, q, n, c->n_heads, &m->rope);
-    o->rope(m->be, k, n, c->n_kv_heads, &m->rope);
-    o->kv_store(m->be, L->kcache, L->vcache, k, v, n, kv_dim(c));
-    o->attention(m->be, att, q, L->kcache, L->vcache, n, c->n_heads, c->n_kv_heads, c->head_dim);
+    o->rope(m->be, q, n, m->heads, &m->rope);
+    o->rope(m->be, k, n, m->kv_heads, &m->rope);
+    o->kv_store(m->be, L->kcache, L->vcache, k, v, n, kv_dim(m));
+    o->attention(m->be, att, q, L->kcache, L->vcache, n, m->heads, m->kv_heads, c->head_dim);
 }
 
 /* out = down(silu(gate(h)) * up(h)) with h = mlp_norm(in); out may be in or s.xn. */
@@ -50,31 +58,55 @@ static void mlp(ss_model *m, const ss_layer *L, float *out, const float *in, int
     o->rmsnorm(m->be, s->xn, in, &L->mlp_norm, n, c->hidden, c->rms_eps);
     o->matmul(m->be, s->gate, s->xn, &L->gate, NULL, n);
     o->matmul(m->be, s->up, s->xn, &L->up, NULL, n);
-    o->silu_mul(m->be, s->gate, s->up, (size_t)n * c->intermediate);
+    o->silu_mul(m->be, s->gate, s->up, (size_t)n * m->intermediate);
     o->matmul(m->be, out, s->gate, &L->down, NULL, n);
 }
 
+/* s.xn = o(attn(rope(qkv(norm(x))))) of one rank: the update from its heads. */
+static void attention_update(ss_model *r, int l, int n) {
+    const ss_config *c = &r->cfg;
+    const ss_backend_ops *o = r->be->ops;
+    ss_scratch *s = &r->s;
+    ss_layer *L = &r->layers[l];
+    o->rmsnorm(r->be, s->xn, s->x, &L->attn_norm, n, c->hidden, c->rms_eps);
+    o->matmul(r->be, s->q, s->xn, &L->q, opt(&L->q_bias), n);
+    o->matmul(r->be, s->k, s->xn, &L->k, opt(&L->k_bias), n);
+    o->matmul(r->be, s->v, s->xn, &L->v, opt(&L->v_bias), n);
+    attend(r, L, s->q, s->k, s->v, s->att, n);
+    o->matmul(r->be, s->xn, s->att, &L->o, NULL, n);
+}
+
+/* Each rank's s.xn holds its part of an update (row-parallel o / down: a partial sum over its input
+ * columns); afterwards every rank's s.xn holds the whole update. Nothing to do on one rank. */
+static void sum_updates(ss_model *m, int n) {
+    if (!m->comm) return;
+    ss_backend *bes[SS_MAX_TP];
+    float *bufs[SS_MAX_TP];
+    for (int r = 0; r < m->tp; r++) bes[r] = m->ranks[r]->be, bufs[r] = m->ranks[r]->s.xn;
+    m->comm->ops->all_reduce_sum(m->comm, bes, bufs, (size_t)n * m->cfg.hidden);
+}
+
+/* One layer on every rank; the residual stream x is replicated, each rank adds the summed updates. */
 static void layer_forward(ss_model *m, int l, int n) {
-    const ss_config *c = &m->cfg;
-    const ss_backend_ops *o = m->be->ops;
-    ss_scratch *s = &m->s;
-    ss_layer *L = &m->layers[l];
-    size_t count = (size_t)n * c->hidden;
-    o->rmsnorm(m->be, s->xn, s->x, &L->attn_norm, n, c->hidden, c->rms_eps);
-    o->matmul(m->be, s->q, s->xn, &L->q, opt(&L->q_bias), n);
-    o->matmul(m->be, s->k, s->xn, &L->k, opt(&L->k_bias), n);
-    o->matmul(m->be, s->v, s->xn, &L->v, opt(&L->v_bias), n);
-    attend(m, L, s->q, s->k, s->v, s->att, n);
-    o->matmul(m->be, s->xn, s->att, &L->o, NULL, n);
-    o->add(m->be, s->x, s->xn, count);
-    mlp(m, L, s->xn, s->x, n);
-    o->add(m->be, s->x, s->xn, count);
+    size_t count = (size_t)n * m->cfg.hidden;
+    for (int r = 0; r < m->tp; r++) attention_update(m->ranks[r], l, n);
+    sum_updates(m, n);
+    for (int r = 0; r < m->tp; r++) {
+        ss_model *R = m->ranks[r];
+        R->be->ops->add(R->be, R->s.x, R->s.xn, count);
+        mlp(R, &R->layers[l], R->s.xn, R->s.x, n);
+    }
+    sum_updates(m, n);
+    for (int r = 0; r < m->tp; r++) {
+        ss_model *R = m->ranks[r];
+        R->be->ops->add(R->be, R->s.x, R->s.xn, count);
+    }
 }
 
 /* ---------------------------------------------------------------- EasySpec groups (one position) */
 
 /* Row j of the stacked q/k/v output holds layer first+j's [q | k | v]. */
-static size_t group_row(const ss_config *c) { return (size_t)q_dim(c) + 2 * (size_t)kv_dim(c); }
+static size_t group_row(const ss_model *m) { return (size_t)q_dim(m) + 2 * (size_t)kv_dim(m); }
 
 /* Attention of every layer of the group on the group's input s.x; outputs concatenated in s.att. */
 static void group_attention(ss_model *m, const ss_group *g) {
@@ -84,8 +116,8 @@ static void group_attention(ss_model *m, const ss_group *g) {
     o->rmsnorm(m->be, s->xn, s->x, NULL, 1, c->hidden, c->rms_eps);
     o->matmul(m->be, s->q, s->xn, &g->qkv, opt(&g->qkv_bias), 1);
     for (int j = 0; j < g->count; j++) {
-        float *q = s->q + (size_t)j * group_row(c), *k = q + q_dim(c), *v = k + kv_dim(c);
-        attend(m, &m->layers[g->first + j], q, k, v, s->att + (size_t)j * q_dim(c), 1);
+        float *q = s->q + (size_t)j * group_row(m), *k = q + q_dim(m), *v = k + kv_dim(m);
+        attend(m, &m->layers[g->first + j], q, k, v, s->att + (size_t)j * q_dim(m), 1);
     }
 }
 
@@ -109,7 +141,7 @@ static void group_forward(ss_model *m, const ss_group *g, ss_easyspec_mode mode)
     o->scale_add(m->be, sum, -1.0f, sum, hidden); /* sum = 0 */
     for (int j = 0; j < g->count; j++) {
         ss_layer *L = &m->layers[g->first + j];
-        o->matmul(m->be, h, s->att + (size_t)j * q_dim(c), &L->o, NULL, 1); /* a_l */
+        o->matmul(m->be, h, s->att + (size_t)j * q_dim(m), &L->o, NULL, 1); /* a_l */
         o->add(m->be, sum, h, hidden);
         o->add(m->be, h, s->x, hidden); /* x + a_l */
         mlp(m, L, h, h, 1);
@@ -147,7 +179,10 @@ static void record_forward(void *ctx) {
     const ss_config *c = &m->cfg;
     const ss_backend_ops *o = m->be->ops;
     ss_scratch *s = &m->s;
-    o->embed(m->be, s->x, &m->embed, w->n);
+    for (int r = 0; r < m->tp; r++) {
+        ss_model *R = m->ranks[r];
+        R->be->ops->embed(R->be, R->s.x, &R->embed, w->n);
+    }
     run_layers(m, w->n);
     if (w->rows) {
         const float *x = s->x + (size_t)(w->n - w->rows) * c->hidden;
@@ -156,33 +191,47 @@ static void record_forward(void *ctx) {
     }
 }
 
-/* A graph serves every forward of one shape: batch size, logits rows and plan. */
+/* A graph serves every forward of one shape: batch size, logits rows, plan and communicator. */
 static uint64_t graph_key(const ss_model *m, const forward_work *w) {
     uint64_t h = 1469598103934665603ull;
 #define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
-    MIX(w->n), MIX(w->rows), MIX(m->plan != NULL);
+    MIX(w->n), MIX(w->rows), MIX(m->plan != NULL), MIX(m->comm != NULL);
     for (int g = 0; m->plan && g < m->plan->n_groups; g++)
         MIX(m->plan->mode), MIX(m->plan->groups[g].first), MIX(m->plan->groups[g].count);
 #undef MIX
     return h;
 }
 
+/* The other ranks' work and the communicator's failures (rank 0's show at its sync). */
+static ss_status finish_ranks(ss_model *m, ss_error *err) {
+    ss_status st = SS_OK;
+    for (int r = 1; r < m->tp && st == SS_OK; r++) st = m->ranks[r]->be->ops->sync(m->ranks[r]->be, err);
+    return st == SS_OK ? ss_tp_comm_check(m->comm, err) : st;
+}
+
 /* Decode, draft and verify steps (small batches) replay as graphs where the backend offers them;
  * prefill chunks run directly. */
 #define GRAPH_MAX_BATCH 16
 
+static ss_status pick_rows(ss_model *m, const ss_pick *pick, int rows, int *ids, ss_error *err);
+
+/* The rows (all, or the last) come back as host logits, or as the ids pick chooses from them. */
 static ss_status forward_batch(ss_model *m, const int *tokens, const int *positions, int n, float *logits,
-                               bool last_only, ss_error *err) {
+                               const ss_pick *pick, int *ids, bool last_only, ss_error *err) {
     const ss_config *c = &m->cfg;
     const ss_backend_ops *o = m->be->ops;
-    forward_work w = {m, n, !logits ? 0 : last_only ? 1 : n};
-    o->set_batch(m->be, tokens, positions, n);
+    forward_work w = {m, n, !logits && !ids ? 0 : last_only ? 1 : n};
+    for (int r = 0; r < m->tp; r++) m->ranks[r]->be->ops->set_batch(m->ranks[r]->be, tokens, positions, n);
     ss_status st = SS_OK;
-    if (o->run_graph && n <= GRAPH_MAX_BATCH) st = o->run_graph(m->be, graph_key(m, &w), record_forward, &w, err);
+    /* A graph holds rank 0's work only: with several ranks the forward runs directly (docs/tp.md). */
+    if (o->run_graph && n <= GRAPH_MAX_BATCH && m->tp == 1)
+        st = o->run_graph(m->be, graph_key(m, &w), record_forward, &w, err);
     else record_forward(&w);
+    if (!st) st = finish_ranks(m, err);
     if (st) return ss_fail_prefix(err, "%s: forward", m->dir);
-    if (w.rows) o->to_host(m->be, logits, m->s.logits, (size_t)w.rows * c->vocab_size * sizeof(float));
-    st = o->sync(m->be, err);
+    if (w.rows && ids) st = pick_rows(m, pick, w.rows, ids, err);
+    else if (w.rows) o->to_host(m->be, logits, m->s.logits, (size_t)w.rows * c->vocab_size * sizeof(float));
+    if (!st) st = o->sync(m->be, err);
     return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s: forward", m->dir);
 }
 
@@ -205,11 +254,11 @@ ss_status ss_forward(ss_model *m, const int *tokens, const int *positions, int n
                      ss_error *err) {
     ss_status st = check_batch(m, tokens, positions, n, err);
     if (st != SS_OK) return st;
-    if (!m->plan || n == 1) return forward_batch(m, tokens, positions, n, logits, last_only, err);
+    if (!m->plan || n == 1) return forward_batch(m, tokens, positions, n, logits, NULL, NULL, last_only, err);
     size_t vocab = (size_t)m->cfg.vocab_size;
     for (int i = 0; i < n && st == SS_OK; i++) {
         float *dst = !logits ? NULL : !last_only ? logits + (size_t)i * vocab : i == n - 1 ? logits : NULL;
-        st = forward_batch(m, tokens + i, positions + i, 1, dst, true, err);
+        st = forward_batch(m, tokens + i, positions + i, 1, dst, NULL, NULL, true, err);
     }
     return st;
 }
@@ -272,6 +321,8 @@ ss_status ss_plan_parse(const ss_model *m, const char *spec, ss_easyspec_mode mo
     if (!spec || !*spec) return ss_fail(err, SS_EARG, "easyspec groups: empty");
     if (mode != SS_EASYSPEC_ATTN && mode != SS_EASYSPEC_LAYER)
         return ss_fail(err, SS_EARG, "easyspec mode %d is neither attention- nor layer-parallel", (int)mode);
+    if (m->tp > 1) /* the draft runs on one device; stacked group weights are not split */
+        return ss_fail(err, SS_EUNSUPPORTED, "%s: easyspec groups on a model split over %d ranks", m->dir, m->tp);
     int n_layers = m->cfg.n_layers, n_groups = 0;
     ss_group *groups = calloc((size_t)n_layers, sizeof *groups);
     if (!groups) return ss_fail(err, SS_ENOMEM, "easyspec groups: out of memory");
@@ -320,7 +371,7 @@ typedef struct {
 
 static ss_status build_qkv(ss_model *m, ss_group *g, stack_bufs *b, ss_error *err) {
     const ss_config *c = &m->cfg;
-    size_t hidden = (size_t)c->hidden, qd = (size_t)q_dim(c), kd = (size_t)kv_dim(c), row = group_row(c);
+    size_t hidden = (size_t)c->hidden, qd = (size_t)q_dim(m), kd = (size_t)kv_dim(m), row = group_row(m);
     static const char *proj[3] = {"q_proj", "k_proj", "v_proj"};
     ss_status st;
     for (int j = 0; j < g->count; j++) {
@@ -352,7 +403,7 @@ static ss_status build_qkv(ss_model *m, ss_group *g, stack_bufs *b, ss_error *er
 /* W_o of the group side by side: row r = [W_o(first)[r] | W_o(first+1)[r] | ...]. */
 static ss_status build_o(ss_model *m, ss_group *g, stack_bufs *b, ss_error *err) {
     const ss_config *c = &m->cfg;
-    size_t hidden = (size_t)c->hidden, qd = (size_t)q_dim(c), cols = (size_t)g->count * qd;
+    size_t hidden = (size_t)c->hidden, qd = (size_t)q_dim(m), cols = (size_t)g->count * qd;
     for (int j = 0; j < g->count; j++) {
         ss_status st = layer_tensor_f32(m, g->first + j, "self_attn.o_proj.weight", b->tmp, hidden * qd, err);
         if (st != SS_OK) return st;
@@ -369,8 +420,7 @@ static void free_group_weights(ss_model *m, ss_group *g) {
 
 /* With one position, a group's stacked q/k/v output goes to s.q: grow it when the group needs more. */
 static ss_status fit_scratch(ss_model *m, int largest_group, ss_error *err) {
-    const ss_config *c = &m->cfg;
-    size_t have = (size_t)m->s.max_batch * q_dim(c), need = (size_t)largest_group * group_row(c);
+    size_t have = (size_t)m->s.max_batch * q_dim(m), need = (size_t)largest_group * group_row(m);
     if (largest_group > m->s.max_batch) /* s.att holds the concatenated attention outputs */
         return ss_fail(err, SS_EUNSUPPORTED, "easyspec: a group of %d layers is more than %d", largest_group,
                        m->s.max_batch);
@@ -391,9 +441,9 @@ ss_status ss_plan_prepare(ss_model *m, ss_plan *plan, ss_error *err) {
     ss_status st = fit_scratch(m, largest, err);
     if (st != SS_OK || largest == 1) return st;
 
-    size_t hidden = (size_t)c->hidden, qd = (size_t)q_dim(c);
-    size_t w_floats = (size_t)largest * group_row(c) * hidden; /* >= the stacked o, count*qd*hidden */
-    stack_bufs b = {malloc(w_floats * sizeof(float)), malloc((size_t)largest * group_row(c) * sizeof(float)),
+    size_t hidden = (size_t)c->hidden, qd = (size_t)q_dim(m);
+    size_t w_floats = (size_t)largest * group_row(m) * hidden; /* >= the stacked o, count*qd*hidden */
+    stack_bufs b = {malloc(w_floats * sizeof(float)), malloc((size_t)largest * group_row(m) * sizeof(float)),
                     malloc(hidden * sizeof(float)), malloc(hidden * qd * sizeof(float))};
     if (!b.w || !b.bias || !b.norm || !b.tmp) st = ss_fail(err, SS_ENOMEM, "easyspec: out of memory stacking weights");
     for (int i = 0; st == SS_OK && i < plan->n_groups; i++) {
@@ -416,4 +466,72 @@ void ss_plan_free(ss_model *m, ss_plan *plan) {
     for (int i = 0; m && i < plan->n_groups; i++) free_group_weights(m, &plan->groups[i]);
     free(plan->groups);
     memset(plan, 0, sizeof *plan);
+}
+
+/* ---------------------------------------------------------------- token picks instead of logits */
+
+/* The picked ids of the last rows of s.logits. On the device when the backend has the op, so that
+ * ids rather than [rows, vocab] floats cross to the host; else from a host copy of the rows. */
+static ss_status pick_rows(ss_model *m, const ss_pick *pick, int rows, int *ids, ss_error *err) {
+    const ss_backend_ops *o = m->be->ops;
+    size_t stride = (size_t)m->cfg.vocab_size;
+    bool greedy = pick->sampling->temperature <= 0.0f;
+    if (greedy ? o->argmax_rows != NULL : o->sample_rows != NULL) {
+        /* The ops take rows of `vocab` floats back to back: a pick that masks the end of each row
+         * (vocab < vocab_size) asks for one row at a time. */
+        int per_call = (size_t)pick->vocab == stride ? rows : 1;
+        for (int r = 0; r < rows; r += per_call) {
+            const float *row = m->s.logits + (size_t)r * stride;
+            if (greedy) o->argmax_rows(m->be, ids + r, row, per_call, pick->vocab);
+            else o->sample_rows(m->be, ids + r, row, per_call, pick->vocab, pick->sampling, pick->uniform + r);
+        }
+        return SS_OK; /* a failure shows at the caller's sync */
+    }
+    o->to_host(m->be, m->host_logits, m->s.logits, (size_t)rows * stride * sizeof(float));
+    ss_status st = o->sync(m->be, err);
+    float *scratch = greedy || st ? NULL : malloc((size_t)pick->vocab * sizeof *scratch);
+    if (!st && !greedy && !scratch)
+        st = ss_fail(err, SS_ENOMEM, "out of memory for a %d-token distribution", pick->vocab);
+    for (int r = 0; !st && r < rows; r++)
+        ids[r] = ss_sample_with(pick->sampling, m->host_logits + (size_t)r * stride, pick->vocab,
+                                greedy ? 0.0 : pick->uniform[r], scratch);
+    free(scratch);
+    return st;
+}
+
+ss_status ss_forward_pick(ss_model *m, const int *tokens, const int *positions, int n, const ss_pick *pick, int *ids,
+                          bool last_only, ss_error *err) {
+    if (!m || !pick || !pick->sampling || !ids)
+        return ss_fail(err, SS_EARG, "ss_forward_pick: no model, pick, sampling parameters or ids");
+    if (pick->vocab < 1 || pick->vocab > m->cfg.vocab_size)
+        return ss_fail(err, SS_EARG, "%s: token pick over %d ids; the model has %d", m->dir, pick->vocab,
+                       m->cfg.vocab_size);
+    if (pick->sampling->temperature > 0.0f && !pick->uniform)
+        return ss_fail(err, SS_EARG, "%s: sampling a token pick needs one uniform per row", m->dir);
+    if (ss_sampling_has_penalty(pick->sampling))
+        return ss_fail(err, SS_EARG, "%s: a repetition penalty needs the history: take logits, not a pick", m->dir);
+    /* The forwards ss_model_forward would run (so the same graphs): chunks of max_batch positions,
+     * one position at a time under a plan, and only the last chunk's last row with last_only. */
+    int per = m->plan ? 1 : m->s.max_batch;
+    ss_status st = n > 0 ? SS_OK : check_batch(m, tokens, positions, n, err);
+    for (int start = 0; !st && start < n; start += per)
+        st = check_batch(m, tokens + start, positions + start, n - start < per ? n - start : per, err);
+    for (int start = 0; !st && start < n; start += per) {
+        int count = n - start < per ? n - start : per;
+        bool wanted = !last_only || start + count == n;
+        ss_pick chunk = *pick;
+        if (chunk.uniform && !last_only) chunk.uniform += start;
+        st = forward_batch(m, tokens + start, positions + start, count, NULL, wanted ? &chunk : NULL,
+                           !wanted ? NULL : last_only ? ids : ids + start, last_only, err);
+    }
+    return st;
+}
+
+ss_status ss_model_forward_ids(ss_model *m, const int *tokens, const int *positions, int n, int *ids, bool last_only,
+                               ss_error *err) {
+    if (!m) return ss_fail(err, SS_EARG, "ss_model_forward_ids: no model");
+    ss_sampling greedy;
+    ss_sampling_default(&greedy);
+    ss_pick pick = {&greedy, m->cfg.vocab_size, NULL};
+    return ss_forward_pick(m, tokens, positions, n, &pick, ids, last_only, err);
 }

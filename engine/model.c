@@ -27,14 +27,59 @@ static void layer_weights(ss_layer *L, ss_weight *out[LAYER_WEIGHTS]) {
     memcpy(out, ws, sizeof ws);
 }
 
-/* Checks a tensor's shape against the geometry and makes it a backend weight. */
-static ss_status bind(ss_model *m, const char *name, int ndim, int64_t d0, int64_t d1, ss_weight *w,
-                      ss_error *err) {
+/* What a tensor-parallel rank takes of a tensor: all of it (replicated), its share of the rows
+ * (column-parallel: q/k/v, their biases, gate/up) or its share of the input columns (row-parallel:
+ * o_proj, down_proj). */
+typedef enum { SPLIT_NONE = 0, SPLIT_ROWS, SPLIT_COLS } split_kind;
+
+/* The rank's rows of a matrix (its range of a vector): a view into the checkpoint, uploaded as is
+ * (the CPU backend uses it in place). */
+static ss_status upload_rows(ss_model *m, const ss_tensor *t, ss_weight *w, ss_error *err) {
+    ss_tensor part = *t;
+    size_t row_bytes = t->nbytes / (size_t)t->shape[0];
+    int64_t share = t->shape[0] / m->tp;
+    part.shape[0] = share;
+    part.nbytes = row_bytes * (size_t)share;
+    part.data = (const char *)t->data + row_bytes * (size_t)(share * m->rank);
+    return m->be->ops->upload(m->be, &part, w, err);
+}
+
+static float element_f32(ss_dtype dtype, const char *p) {
+    uint16_t h;
+    float f;
+    switch (dtype) {
+    case SS_F16: memcpy(&h, p, 2); return ss_f16_to_f32(h);
+    case SS_BF16: memcpy(&h, p, 2); return ss_bf16_to_f32(h);
+    case SS_F32: break;
+    }
+    memcpy(&f, p, 4);
+    return f;
+}
+
+/* The rank's input columns of a matrix are not contiguous: gathered as floats (exact for every
+ * dtype) into an owned weight. */
+static ss_status upload_cols(ss_model *m, const ss_tensor *t, ss_weight *w, ss_error *err) {
+    size_t rows = (size_t)t->shape[0], cols = (size_t)t->shape[1], share = cols / (size_t)m->tp;
+    size_t first = share * (size_t)m->rank, es = ss_dtype_size(t->dtype);
+    float *part = malloc(rows * share * sizeof *part);
+    if (!part) return ss_fail(err, SS_ENOMEM, "%s: out of memory for rank %d's columns of %s", m->dir, m->rank, t->name);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < share; i++)
+            part[r * share + i] = element_f32(t->dtype, (const char *)t->data + (r * cols + first + i) * es);
+    ss_status st = m->be->ops->upload_f32(m->be, part, (int)rows, (int)share, w, err);
+    free(part);
+    return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s: %s, rank %d", m->dir, t->name, m->rank);
+}
+
+/* Checks a tensor's shape against the geometry and makes (the rank's share of) it a backend weight. */
+static ss_status bind(ss_model *m, const char *name, int ndim, int64_t d0, int64_t d1, split_kind split,
+                      ss_weight *w, ss_error *err) {
     int64_t shape[2] = {d0, d1};
     const ss_tensor *t;
     ss_status st = ss_checkpoint_expect(m->ck, name, ndim, shape, &t, err);
     if (st != SS_OK) return st;
-    return m->be->ops->upload(m->be, t, w, err);
+    if (m->tp == 1 || split == SPLIT_NONE) return m->be->ops->upload(m->be, t, w, err);
+    return split == SPLIT_ROWS ? upload_rows(m, t, w, err) : upload_cols(m, t, w, err);
 }
 
 typedef struct {
@@ -43,6 +88,7 @@ typedef struct {
     int64_t d0, d1;
     size_t offset; /* of the ss_weight inside ss_layer */
     bool wanted;
+    split_kind split;
 } layer_tensor;
 
 static ss_status bind_layer(ss_model *m, int l, ss_error *err) {
@@ -50,20 +96,20 @@ static ss_status bind_layer(ss_model *m, int l, ss_error *err) {
     int64_t hidden = c->hidden, inter = c->intermediate, hd = c->head_dim;
     int64_t qd = (int64_t)c->n_heads * hd, kd = (int64_t)c->n_kv_heads * hd;
     const layer_tensor tensors[] = {
-        {"input_layernorm.weight", 1, hidden, 0, offsetof(ss_layer, attn_norm), true},
-        {"self_attn.q_proj.weight", 2, qd, hidden, offsetof(ss_layer, q), true},
-        {"self_attn.k_proj.weight", 2, kd, hidden, offsetof(ss_layer, k), true},
-        {"self_attn.v_proj.weight", 2, kd, hidden, offsetof(ss_layer, v), true},
-        {"self_attn.o_proj.weight", 2, hidden, qd, offsetof(ss_layer, o), true},
-        {"self_attn.q_proj.bias", 1, qd, 0, offsetof(ss_layer, q_bias), c->qkv_bias},
-        {"self_attn.k_proj.bias", 1, kd, 0, offsetof(ss_layer, k_bias), c->qkv_bias},
-        {"self_attn.v_proj.bias", 1, kd, 0, offsetof(ss_layer, v_bias), c->qkv_bias},
-        {"self_attn.q_norm.weight", 1, hd, 0, offsetof(ss_layer, q_norm), c->qk_norm},
-        {"self_attn.k_norm.weight", 1, hd, 0, offsetof(ss_layer, k_norm), c->qk_norm},
-        {"post_attention_layernorm.weight", 1, hidden, 0, offsetof(ss_layer, mlp_norm), true},
-        {"mlp.gate_proj.weight", 2, inter, hidden, offsetof(ss_layer, gate), true},
-        {"mlp.up_proj.weight", 2, inter, hidden, offsetof(ss_layer, up), true},
-        {"mlp.down_proj.weight", 2, hidden, inter, offsetof(ss_layer, down), true},
+        {"input_layernorm.weight", 1, hidden, 0, offsetof(ss_layer, attn_norm), true, SPLIT_NONE},
+        {"self_attn.q_proj.weight", 2, qd, hidden, offsetof(ss_layer, q), true, SPLIT_ROWS},
+        {"self_attn.k_proj.weight", 2, kd, hidden, offsetof(ss_layer, k), true, SPLIT_ROWS},
+        {"self_attn.v_proj.weight", 2, kd, hidden, offsetof(ss_layer, v), true, SPLIT_ROWS},
+        {"self_attn.o_proj.weight", 2, hidden, qd, offsetof(ss_layer, o), true, SPLIT_COLS},
+        {"self_attn.q_proj.bias", 1, qd, 0, offsetof(ss_layer, q_bias), c->qkv_bias, SPLIT_ROWS},
+        {"self_attn.k_proj.bias", 1, kd, 0, offsetof(ss_layer, k_bias), c->qkv_bias, SPLIT_ROWS},
+        {"self_attn.v_proj.bias", 1, kd, 0, offsetof(ss_layer, v_bias), c->qkv_bias, SPLIT_ROWS},
+        {"self_attn.q_norm.weight", 1, hd, 0, offsetof(ss_layer, q_norm), c->qk_norm, SPLIT_NONE},
+        {"self_attn.k_norm.weight", 1, hd, 0, offsetof(ss_layer, k_norm), c->qk_norm, SPLIT_NONE},
+        {"post_attention_layernorm.weight", 1, hidden, 0, offsetof(ss_layer, mlp_norm), true, SPLIT_NONE},
+        {"mlp.gate_proj.weight", 2, inter, hidden, offsetof(ss_layer, gate), true, SPLIT_ROWS},
+        {"mlp.up_proj.weight", 2, inter, hidden, offsetof(ss_layer, up), true, SPLIT_ROWS},
+        {"mlp.down_proj.weight", 2, hidden, inter, offsetof(ss_layer, down), true, SPLIT_COLS},
     };
     for (size_t i = 0; i < sizeof tensors / sizeof tensors[0]; i++) {
         const layer_tensor *t = &tensors[i];
@@ -71,27 +117,29 @@ static ss_status bind_layer(ss_model *m, int l, ss_error *err) {
         char name[128];
         snprintf(name, sizeof name, "model.layers.%d.%s", l, t->suffix);
         ss_weight *w = (ss_weight *)((char *)&m->layers[l] + t->offset);
-        ss_status st = bind(m, name, t->ndim, t->d0, t->d1, w, err);
+        ss_status st = bind(m, name, t->ndim, t->d0, t->d1, t->split, w, err);
         if (st != SS_OK) return st;
     }
     return SS_OK;
 }
 
+/* Every rank embeds (the residual stream is replicated); only rank 0 computes logits. */
 static ss_status bind_weights(ss_model *m, ss_error *err) {
     const ss_config *c = &m->cfg;
     ss_status st;
-    if ((st = bind(m, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden, &m->embed, err)) ||
-        (st = bind(m, "model.norm.weight", 1, c->hidden, 0, &m->final_norm, err)))
+    if ((st = bind(m, "model.embed_tokens.weight", 2, c->vocab_size, c->hidden, SPLIT_NONE, &m->embed, err)))
         return st;
     for (int l = 0; l < c->n_layers; l++)
         if ((st = bind_layer(m, l, err)) != SS_OK) return st;
+    if (m->rank > 0) return SS_OK;
+    if ((st = bind(m, "model.norm.weight", 1, c->hidden, 0, SPLIT_NONE, &m->final_norm, err))) return st;
 
     if (c->tie_embeddings) {
         m->lm_head = m->embed;
     } else if (!ss_checkpoint_find(m->ck, "lm_head.weight")) {
         return ss_fail(err, SS_EFORMAT, "%s: missing tensor 'lm_head.weight' and config.json has tie_word_embeddings "
                        "false", m->dir);
-    } else if ((st = bind(m, "lm_head.weight", 2, c->vocab_size, c->hidden, &m->lm_head, err)) != SS_OK) {
+    } else if ((st = bind(m, "lm_head.weight", 2, c->vocab_size, c->hidden, SPLIT_NONE, &m->lm_head, err)) != SS_OK) {
         return st;
     }
     return SS_OK;
@@ -136,10 +184,11 @@ static ss_status alloc_floats(ss_model *m, size_t count, float **out, const char
     return SS_OK;
 }
 
+/* The rank's KV cache and scratch, sized by its share of the heads; logits on rank 0 only. */
 static ss_status alloc_buffers(ss_model *m, ss_error *err) {
     const ss_config *c = &m->cfg;
     const ss_backend_ops *o = m->be->ops;
-    int kv_dim = c->n_kv_heads * c->head_dim;
+    int kv_dim = m->kv_heads * c->head_dim;
     size_t cache = o->kv_bytes(m->be, kv_dim) * (size_t)m->max_context;
     for (int l = 0; l < c->n_layers; l++) {
         ss_layer *L = &m->layers[l];
@@ -148,7 +197,7 @@ static ss_status alloc_buffers(ss_model *m, ss_error *err) {
     }
     ss_scratch *s = &m->s;
     size_t B = (size_t)(s->max_batch = strcmp(m->be->ops->name, "cuda") == 0 ? MAX_BATCH_CUDA : MAX_BATCH_CPU);
-    size_t qd = (size_t)c->n_heads * c->head_dim;
+    size_t qd = (size_t)m->heads * c->head_dim;
     ss_status st;
     if ((st = alloc_floats(m, B * c->hidden, &s->x, "scratch", err)) ||
         (st = alloc_floats(m, B * c->hidden, &s->xn, "scratch", err)) ||
@@ -156,10 +205,11 @@ static ss_status alloc_buffers(ss_model *m, ss_error *err) {
         (st = alloc_floats(m, B * kv_dim, &s->k, "scratch", err)) ||
         (st = alloc_floats(m, B * kv_dim, &s->v, "scratch", err)) ||
         (st = alloc_floats(m, B * qd, &s->att, "scratch", err)) ||
-        (st = alloc_floats(m, B * c->intermediate, &s->gate, "scratch", err)) ||
-        (st = alloc_floats(m, B * c->intermediate, &s->up, "scratch", err)) ||
-        (st = alloc_floats(m, B * c->vocab_size, &s->logits, "scratch", err)))
+        (st = alloc_floats(m, B * m->intermediate, &s->gate, "scratch", err)) ||
+        (st = alloc_floats(m, B * m->intermediate, &s->up, "scratch", err)))
         return st;
+    if (m->rank > 0) return SS_OK;
+    if ((st = alloc_floats(m, B * c->vocab_size, &s->logits, "scratch", err))) return st;
     m->host_logits = malloc(B * c->vocab_size * sizeof(float));
     if (!m->host_logits)
         return ss_fail(err, SS_ENOMEM, "%s: out of memory for logits of %zu positions", m->dir, B);
@@ -184,14 +234,63 @@ static ss_status create_backend(ss_model *m, const ss_model_opts *opts, ss_error
     return ss_backend_cpu_create(&m->be, err);
 }
 
+/* ---------------------------------------------------------------- tensor-parallel ranks */
+
+static ss_status check_tp(const ss_model *m, int tp, ss_error *err) {
+    const ss_config *c = &m->cfg;
+    if (tp < 1 || tp > SS_MAX_TP) return ss_fail(err, SS_EARG, "%s: tp %d is outside 1..%d", m->dir, tp, SS_MAX_TP);
+    if (c->n_heads % tp || c->n_kv_heads % tp || c->intermediate % tp)
+        return ss_fail(err, SS_EARG, "%s: tp %d does not divide the heads (%d), kv heads (%d) and intermediate size (%d)",
+                       m->dir, tp, c->n_heads, c->n_kv_heads, c->intermediate);
+    return SS_OK;
+}
+
+static void set_share(ss_model *r, int tp, int rank) {
+    r->tp = tp;
+    r->rank = rank;
+    r->heads = r->cfg.n_heads / tp;
+    r->kv_heads = r->cfg.n_kv_heads / tp;
+    r->intermediate = r->cfg.intermediate / tp;
+}
+
+/* Rank r > 0 on a backend of rank 0's kind: the CPU, or CUDA device r. */
+static ss_status create_rank(ss_model *m, int rank, ss_error *err) {
+    ss_model *r = calloc(1, sizeof *r);
+    if (!r) return ss_fail(err, SS_ENOMEM, "%s: out of memory for rank %d", m->dir, rank);
+    m->ranks[rank] = r;
+    r->cfg = m->cfg;
+    memcpy(r->dir, m->dir, sizeof r->dir);
+    r->ck = m->ck;
+    r->rope = m->rope;
+    r->max_context = m->max_context;
+    set_share(r, m->tp, rank);
+    r->layers = calloc((size_t)r->cfg.n_layers, sizeof *r->layers);
+    if (!r->layers) return ss_fail(err, SS_ENOMEM, "%s: out of memory for rank %d", m->dir, rank);
+    if (strcmp(m->be->ops->name, "cpu") == 0) return ss_backend_cpu_create(&r->be, err);
+    ss_status st = ss_backend_cuda_create_on(rank, &r->be, err);
+    return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s: tp %d, rank %d", m->dir, m->tp, rank);
+}
+
+/* The backends of ranks 1.. and the communicator, before any weight is read (a bad tp fails fast). */
+static ss_status create_ranks(ss_model *m, ss_error *err) {
+    m->ranks[0] = m;
+    if (m->tp == 1) return SS_OK;
+    ss_status st;
+    for (int r = 1; r < m->tp; r++)
+        if ((st = create_rank(m, r, err))) return st;
+    st = strcmp(m->be->ops->name, "cpu") == 0 ? ss_tp_comm_host_create(m->tp, &m->comm, err)
+                                              : ss_tp_comm_nccl_create(m->tp, &m->comm, err);
+    return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s", m->dir);
+}
+
 /* ---------------------------------------------------------------- public calls */
 
 static void free_weight(ss_model *m, ss_weight *w) {
     if (w->data) m->be->ops->free_weight(m->be, w);
 }
 
-void ss_model_free(ss_model *m) {
-    if (!m) return;
+/* A rank's weights, KV cache, scratch and backend. */
+static void release_rank(ss_model *m) {
     if (m->be) {
         const ss_backend_ops *o = m->be->ops;
         if (m->lm_head.data != m->embed.data) free_weight(m, &m->lm_head);
@@ -209,10 +308,21 @@ void ss_model_free(ss_model *m) {
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->free(m->be, bufs[i]);
         o->destroy(m->be);
     }
-    ss_checkpoint_close(m->ck);
     free(m->layers);
-    free(m->inv_freq);
     free(m->host_logits);
+}
+
+void ss_model_free(ss_model *m) {
+    if (!m) return;
+    ss_tp_comm_free(m->comm);
+    for (int r = 1; r < SS_MAX_TP; r++) {
+        if (!m->ranks[r]) continue;
+        release_rank(m->ranks[r]);
+        free(m->ranks[r]);
+    }
+    release_rank(m);
+    ss_checkpoint_close(m->ck);
+    free(m->inv_freq);
     free(m);
 }
 
@@ -230,8 +340,13 @@ static ss_status load(ss_model *m, const ss_model_opts *opts, ss_error *err) {
     if (!m->layers || !m->inv_freq) return ss_fail(err, SS_ENOMEM, "%s: out of memory for the model", m->dir);
     rope_init(c, m->inv_freq);
     m->rope = (ss_rope){c->head_dim, m->inv_freq};
-    if ((st = create_backend(m, opts, err)) || (st = bind_weights(m, err))) return st;
-    return alloc_buffers(m, err);
+    int tp = opts->tp ? opts->tp : 1;
+    if ((st = check_tp(m, tp, err))) return st;
+    set_share(m, tp, 0);
+    if ((st = create_backend(m, opts, err)) || (st = create_ranks(m, err))) return st;
+    for (int r = 0; r < tp; r++)
+        if ((st = bind_weights(m->ranks[r], err)) || (st = alloc_buffers(m->ranks[r], err))) return st;
+    return SS_OK;
 }
 
 ss_status ss_model_load(const ss_model_opts *opts, ss_model **out, ss_error *err) {
@@ -260,15 +375,17 @@ const ss_config *ss_model_config(const ss_model *m) { return &m->cfg; }
 const char *ss_model_backend_name(const ss_model *m) { return m->be->ops->name; }
 const char *ss_model_backend_notice(const ss_model *m) { return m->backend_notice; }
 int ss_model_max_context(const ss_model *m) { return m->max_context; }
-/* Decoding reads one embedding row, every layer weight, the final norm and the whole lm_head. */
+/* Decoding reads one embedding row, every layer weight (every rank's share), the final norm and the
+ * whole lm_head. */
 size_t ss_model_weight_bytes(const ss_model *m) {
     size_t total = weight_bytes(&m->embed) / (size_t)m->cfg.vocab_size + weight_bytes(&m->final_norm) +
                    weight_bytes(&m->lm_head);
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        ss_weight *ws[LAYER_WEIGHTS];
-        layer_weights(&m->layers[l], ws);
-        for (int i = 0; i < LAYER_WEIGHTS; i++) total += weight_bytes(ws[i]);
-    }
+    for (int r = 0; r < m->tp; r++)
+        for (int l = 0; l < m->cfg.n_layers; l++) {
+            ss_weight *ws[LAYER_WEIGHTS];
+            layer_weights(&m->ranks[r]->layers[l], ws);
+            for (int i = 0; i < LAYER_WEIGHTS; i++) total += weight_bytes(ws[i]);
+        }
     return total;
 }
 
@@ -287,6 +404,27 @@ ss_status ss_model_forward(ss_model *m, const int *tokens, const int *positions,
     return SS_OK;
 }
 
+/* Each rank caches its kv heads: rank r's [len, kv_dim/tp] rows are columns [r*kv_dim/tp, ...) of the
+ * whole model's [len, kv_dim]. */
+static ss_status read_kv_shards(ss_model *m, int layer, int len, float *k, float *v, ss_error *err) {
+    size_t share = (size_t)m->kv_heads * m->cfg.head_dim, full = share * (size_t)m->tp;
+    float *part = malloc(((size_t)len * share + 1) * sizeof *part);
+    if (!part) return ss_fail(err, SS_ENOMEM, "%s: out of memory reading the KV cache of layer %d", m->dir, layer);
+    ss_status st = SS_OK;
+    for (int r = 0; st == SS_OK && r < m->tp; r++) {
+        ss_model *R = m->ranks[r];
+        for (int kv = 0; st == SS_OK && kv < 2; kv++) {
+            R->be->ops->kv_read(R->be, part, kv ? R->layers[layer].vcache : R->layers[layer].kcache, len, (int)share);
+            if ((st = R->be->ops->sync(R->be, err))) break;
+            float *dst = kv ? v : k;
+            for (int p = 0; p < len; p++)
+                memcpy(dst + (size_t)p * full + (size_t)r * share, part + (size_t)p * share, share * sizeof *part);
+        }
+    }
+    free(part);
+    return st;
+}
+
 ss_status ss_model_read_kv(ss_model *m, int layer, int len, float *k, float *v, ss_error *err) {
     if (!m || !k || !v) return ss_fail(err, SS_EARG, "ss_model_read_kv: no model or output");
     if (layer < 0 || layer >= m->cfg.n_layers)
@@ -294,7 +432,10 @@ ss_status ss_model_read_kv(ss_model *m, int layer, int len, float *k, float *v, 
     if (len < 0 || len > m->max_context)
         return ss_fail(err, SS_EARG, "%s: KV length %d is outside [0, %d]", m->dir, len, m->max_context);
     int kv_dim = m->cfg.n_kv_heads * m->cfg.head_dim;
-    m->be->ops->kv_read(m->be, k, m->layers[layer].kcache, len, kv_dim);
-    m->be->ops->kv_read(m->be, v, m->layers[layer].vcache, len, kv_dim);
-    return m->be->ops->sync(m->be, err);
+    if (m->tp == 1) {
+        m->be->ops->kv_read(m->be, k, m->layers[layer].kcache, len, kv_dim);
+        m->be->ops->kv_read(m->be, v, m->layers[layer].vcache, len, kv_dim);
+        return m->be->ops->sync(m->be, err);
+    }
+    return read_kv_shards(m, layer, len, k, v, err);
 }

@@ -6,6 +6,7 @@
 #include "backend.h"
 #include "config.h"
 #include "safetensors.h"
+#include "tp.h"
 
 typedef struct {
     ss_weight attn_norm, q, k, v, o;
@@ -59,12 +60,40 @@ struct ss_model {
     float *host_logits; /* [max_batch, vocab] host copy */
     const ss_plan *plan; /* NULL: sequential (the exact model) */
     char backend_notice[320]; /* what --backend auto chose and why; printed once the load succeeded */
+
+    /* Tensor parallelism over tp ranks. Each rank is an ss_model of its own (backend, weights, KV
+     * cache, scratch) holding its share: heads [rank*H/tp, (rank+1)*H/tp) of q/k/v (and their
+     * biases), the same share of kv heads and of the MLP's rows (gate/up), and the matching input
+     * columns of o_proj and down_proj; embeddings and norms are replicated, and only rank 0 holds
+     * the final norm and lm_head and computes logits. The fields above (be, layers, s, ...) are
+     * rank 0's; with tp = 1 the model is its only rank and holds everything. The ranks borrow ck
+     * and the rotary table of rank 0. */
+    int tp, rank;
+    ss_model *ranks[SS_MAX_TP]; /* rank 0 only: ranks[0] == the model, then the others */
+    ss_tp_comm *comm;           /* rank 0 only: NULL with tp = 1 (a test may attach one) */
+    int heads, kv_heads, intermediate; /* this rank's share of the geometry */
 };
 
 /* forward.c: one forward over n <= s.max_batch tokens at explicit positions, writing their K/V.
  * logits: NULL, [n, vocab] (all rows) or, with last_only, [vocab] host floats. Uses m->plan. */
 ss_status ss_forward(ss_model *m, const int *tokens, const int *positions, int n, float *logits,
                      bool last_only, ss_error *err);
+
+/* How ss_forward_pick chooses each row's token: ss_sample_with (sampler.h) under sampling over the
+ * ids [0, vocab) (the rest of a row is masked: the tokenizer's size may be below vocab_size), with
+ * uniform[r] for row r when sampling (NULL at temperature 0). No repetition penalty (SS_EARG). */
+typedef struct {
+    const ss_sampling *sampling;
+    int vocab;
+    const double *uniform;
+} ss_pick;
+
+/* forward.c: the forward of ss_model_forward over any n (same chunks, same graphs), handing back the
+ * picked ids of every row ([n]) or, with last_only, of the last ([1]) instead of logits. The pick
+ * runs on the device where the backend has argmax_rows / sample_rows, so only ids are copied back;
+ * elsewhere (CPU) on a host copy of the rows, with the same result. */
+ss_status ss_forward_pick(ss_model *m, const int *tokens, const int *positions, int n, const ss_pick *pick, int *ids,
+                          bool last_only, ss_error *err);
 
 /* EasySpec plans. spec: "G" (groups of G consecutive layers) or an explicit list "0-1,2-3,4".
  * The plan's stacked weights live on the model's backend. */

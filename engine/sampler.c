@@ -133,7 +133,7 @@ static float mass_cutoff(float *a, int n, double budget) {
 static void scaled_logits(const ss_sampling *s, const float *logits, int vocab, const int *history, int n_history,
                           float *out) {
     memcpy(out, logits, (size_t)vocab * sizeof *out);
-    if (s->repeat_penalty != 1.0f && s->repeat_penalty > 0.0f) {
+    if (ss_sampling_has_penalty(s)) {
         for (int i = 0; i < n_history; i++) {
             int id = history[i];
             if (id < 0 || id >= vocab) continue;
@@ -194,7 +194,9 @@ int ss_argmax(const float *logits, int vocab) {
     return best;
 }
 
-int ss_sample_from(const float *probs, int vocab, ss_rng *rng) {
+bool ss_sampling_has_penalty(const ss_sampling *s) { return s->repeat_penalty != 1.0f && s->repeat_penalty > 0.0f; }
+
+int ss_sample_at(const float *probs, int vocab, double u) {
     double total = 0.0;
     int last = -1;
     for (int i = 0; i < vocab; i++)
@@ -203,13 +205,17 @@ int ss_sample_from(const float *probs, int vocab, ss_rng *rng) {
             last = i;
         }
     if (last < 0) return 0;
-    double u = ss_rng_uniform(rng) * total, acc = 0.0;
+    double target = u * total, acc = 0.0;
     for (int i = 0; i < last; i++) {
         if (probs[i] <= 0.0f) continue;
         acc += probs[i];
-        if (u < acc) return i;
+        if (target < acc) return i;
     }
     return last;
+}
+
+int ss_sample_from(const float *probs, int vocab, ss_rng *rng) {
+    return ss_sample_at(probs, vocab, ss_rng_uniform(rng));
 }
 
 int ss_sample(const ss_sampling *s, const float *logits, int vocab, const int *history, int n_history, ss_rng *rng,
@@ -217,4 +223,10 @@ int ss_sample(const ss_sampling *s, const float *logits, int vocab, const int *h
     ss_sampling_probs(s, logits, vocab, history, n_history, scratch);
     if (s->temperature <= 0.0f) return ss_argmax(scratch, vocab);
     return ss_sample_from(scratch, vocab, rng);
+}
+
+int ss_sample_with(const ss_sampling *s, const float *logits, int vocab, double u, float *scratch) {
+    if (s->temperature <= 0.0f) return ss_argmax(logits, vocab);
+    ss_sampling_probs(s, logits, vocab, NULL, 0, scratch);
+    return ss_sample_at(scratch, vocab, u);
 }

@@ -20,12 +20,21 @@ double ss_rng_uniform(ss_rng *rng); /* [0, 1) with 53 random bits */
  * ignored. Ties at a top-k / top-p cut are all kept (the cut is by value). */
 void ss_sampling_probs(const ss_sampling *s, const float *logits, int vocab, const int *history, int n_history,
                        float *probs);
-/* Inverse CDF over probs (need not sum to 1; zero entries are never drawn). */
+/* Inverse CDF over probs in index order at u in [0, 1): the first index whose running sum exceeds
+ * u * total (probs need not sum to 1; zero entries are never drawn; 0 when none is positive). */
+int ss_sample_at(const float *probs, int vocab, double u);
+/* ss_sample_at with one uniform of the RNG (drawn even when no entry is positive). */
 int ss_sample_from(const float *probs, int vocab, ss_rng *rng);
 /* Index of the largest logit; the lowest index on ties. */
 int ss_argmax(const float *logits, int vocab);
 /* ss_sampling_probs into scratch [vocab], then the argmax (temperature 0) or one draw. */
 int ss_sample(const ss_sampling *s, const float *logits, int vocab, const int *history, int n_history, ss_rng *rng,
               float *scratch);
+/* Whether the repetition penalty is on (then the distribution depends on the history). */
+bool ss_sampling_has_penalty(const ss_sampling *s);
+/* ss_sample without a history (the penalty is not applied) and with its uniform u given: the
+ * argmax at temperature 0, else ss_sample_at(probs, u). The rule a backend's argmax_rows /
+ * sample_rows follows; scratch [vocab] is used only when sampling. */
+int ss_sample_with(const ss_sampling *s, const float *logits, int vocab, double u, float *scratch);
 
 #endif

@@ -118,7 +118,7 @@ ss_status ss_session_open(const ss_session_opts *opts, ss_session **out, ss_erro
     pthread_cond_init(&s->not_full, NULL);
     /* Quiet until everything loaded: a bad draft or tokenizer ends with its one error line alone. */
     ss_model_opts mo = {.dir = opts->model_dir, .backend = opts->backend, .max_context = opts->max_context,
-                        .quiet = true};
+                        .quiet = true, .tp = opts->tp};
     ss_status st = ss_model_load(&mo, &s->target, err);
     if (!st && file_exists(opts->model_dir, "tokenizer.json")) {
         st = ss_tokenizer_load(opts->model_dir, &s->tok, err);

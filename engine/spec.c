@@ -12,6 +12,12 @@
  *
  * Greedy decoding is the same rule on one-hot distributions (temperature 0 makes ss_sampling_probs
  * one-hot): accept iff the target's argmax equals the draft, else emit the target's argmax.
+ *
+ * Where only a token is wanted from a forward, the forward picks it (ss_forward_pick: on the device
+ * when the backend can, so no logits cross to the host): greedy without a repetition penalty, every
+ * forward of the target and, unless adaptive drafting needs the draft's confidence, of the draft;
+ * sampling without a penalty, the rows with no draft to judge (the first token, rounds with no
+ * drafts), each with one uniform of the generator's RNG drawn where the host path would draw it.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -31,11 +37,16 @@ typedef struct {
     ss_result *out;
     float *target_logits;    /* [(SS_MAX_K + 1), target vocab] */
     float *draft_logits;     /* [draft vocab]: the draft's prediction for the next position */
-    bool have_draft_logits;  /* draft_logits predicts the token after seq (calibration left it) */
+    int draft_next;          /* draft_picks: the draft's pick for the next position instead */
+    bool have_draft_next;    /* draft_logits / draft_next predict the token after seq (calibration left it) */
     int draft_exact;         /* leading draft cache entries computed by the exact model */
     float *target_probs, *draft_probs; /* [(SS_MAX_K + 1), vocab] */
     int drafts[SS_MAX_K];
     bool finished;
+    bool greedy;             /* temperature 0, no repetition penalty: every target row is picked */
+    bool sample_picks;       /* temperature > 0, no penalty: rows with no draft to judge are picked */
+    bool draft_picks;        /* greedy and no adaptive drafting: the draft's rows are picked too */
+    int target_picks[SS_MAX_K + 1]; /* the target's pick after each verified position */
 } gen;
 
 static double now_ms(void) {
@@ -58,18 +69,33 @@ static ss_status track(ss_ids *cache, const ss_ids *seq, int from, int to, ss_er
     return SS_OK;
 }
 
-/* One forward of model m over seq[from, to), optionally with an EasySpec plan. */
-static ss_status run(ss_model *m, const ss_plan *plan, const ss_ids *seq, int from, int to, float *logits,
+/* One forward of model m over seq[from, to), optionally with an EasySpec plan. Its rows (all, or
+ * the last) come back as logits, or, when ids is set, as the tokens the sampling rule picks from
+ * them (at most SS_MAX_K + 1 rows; one uniform of the RNG per row when sampling). */
+static ss_status run(gen *G, ss_model *m, const ss_plan *plan, int from, int to, float *logits, int *ids,
                      bool last_only, ss_error *err) {
-    int n = to - from;
+    int n = to - from, rows = last_only ? 1 : n;
+    double uniform[SS_MAX_K + 1];
+    if (ids && rows > SS_MAX_K + 1)
+        return ss_fail(err, SS_EARG, "token picks for %d rows (at most %d)", rows, SS_MAX_K + 1);
+    const ss_sampling *s = &G->params->sampling;
+    for (int r = 0; ids && s->temperature > 0.0f && r < rows; r++) uniform[r] = ss_rng_uniform(&G->rng);
+    ss_pick pick = {s, G->g->vocab, uniform};
     int *pos = malloc((size_t)n * sizeof *pos);
     if (!pos) return ss_fail(err, SS_ENOMEM, "out of memory for %d positions", n);
     for (int i = 0; i < n; i++) pos[i] = from + i;
     m->plan = plan;
-    ss_status st = ss_model_forward(m, seq->ids + from, pos, n, logits, last_only, err);
+    ss_status st = ids ? ss_forward_pick(m, G->seq.ids + from, pos, n, &pick, ids, last_only, err)
+                       : ss_model_forward(m, G->seq.ids + from, pos, n, logits, last_only, err);
     m->plan = NULL;
     free(pos);
     return st;
+}
+
+/* The draft's forward over seq[from, to): its prediction for the token after seq[to - 1]. */
+static ss_status run_draft(gen *G, const ss_plan *plan, int from, int to, ss_error *err) {
+    return run(G, G->g->draft, plan, from, to, G->draft_picks ? NULL : G->draft_logits,
+               G->draft_picks ? &G->draft_next : NULL, true, err);
 }
 
 static bool is_stop(const gen *G, int id) {
@@ -111,7 +137,7 @@ static float confidence(const float *logits, int vocab) {
 
 int ss_spec_accept(const float *p, const float *q, int vocab, int d, ss_rng *rng) {
     double u = ss_rng_uniform(rng);
-    if (q[d] > 0 && u * q[d] < p[d]) return -1; /* accept with probability min(1, p/q) */
+    if (d >= 0 && d < vocab && q[d] > 0 && u * q[d] < p[d]) return -1; /* accept with probability min(1, p/q) */
     double total = 0;
     for (int v = 0; v < vocab; v++) total += fmax(0.0, (double)p[v] - q[v]);
     if (total <= 0) return ss_sample_from(p, vocab, rng); /* p == q up to rounding: any draw from p */
@@ -148,20 +174,24 @@ int ss_ngram_propose(const int *ids, int n, int max_ngram, int k, int *out) {
 static ss_status prefill(gen *G, int n_prompt, ss_error *err) {
     double t0 = now_ms();
     const ss_generator *g = G->g;
-    int from = common_prefix(&G->kv->target_ids, G->seq.ids, n_prompt - 1);
-    if (run(g->target, NULL, &G->seq, from, n_prompt, G->target_logits, true, err) ||
+    int from = common_prefix(&G->kv->target_ids, G->seq.ids, n_prompt - 1), first;
+    bool pick = G->greedy || G->sample_picks;
+    if (run(G, g->target, NULL, from, n_prompt, pick ? NULL : G->target_logits, pick ? &first : NULL, true, err) ||
         track(&G->kv->target_ids, &G->seq, from, n_prompt, err))
         return err->status;
     if (g->draft_kind == SS_DRAFT_MODEL && G->params->k > 0) {
         int dfrom = common_prefix(&G->kv->draft_ids, G->seq.ids, n_prompt - 1);
-        if (run(g->draft, NULL, &G->seq, dfrom, n_prompt, G->draft_logits, true, err) ||
+        /* No rows wanted: the draft's prediction is of the first token, which the target emits. */
+        if (run(G, g->draft, NULL, dfrom, n_prompt, NULL, NULL, true, err) ||
             track(&G->kv->draft_ids, &G->seq, dfrom, n_prompt, err))
             return err->status;
-        G->have_draft_logits = false; /* it predicts the first token, which the target emits */
+        G->have_draft_next = false;
         G->draft_exact = n_prompt;
     }
-    distribution(G, G->target_logits, n_prompt, G->target_probs);
-    int first = ss_sample_from(G->target_probs, g->vocab, &G->rng);
+    if (!pick) {
+        distribution(G, G->target_logits, n_prompt, G->target_probs);
+        first = ss_sample_from(G->target_probs, g->vocab, &G->rng);
+    }
     G->out->stats.ms_prefill = now_ms() - t0;
     return emit(G, first, 't', err);
 }
@@ -171,25 +201,24 @@ static int draft_model(gen *G, int k, ss_error *err) {
     const ss_generator *g = G->g;
     int L = G->seq.n;
     ss_ids *dc = &G->kv->draft_ids;
-    if (!G->have_draft_logits) { /* catch up on what the target emitted since the draft last ran */
+    if (!G->have_draft_next) { /* catch up on what the target emitted since the draft last ran */
         int from = common_prefix(dc, G->seq.ids, L - 1);
-        if (run(g->draft, g->draft_plan, &G->seq, from, L, G->draft_logits, true, err) ||
-            track(dc, &G->seq, from, L, err))
-            return -1;
+        if (run_draft(G, g->draft_plan, from, L, err) || track(dc, &G->seq, from, L, err)) return -1;
     }
-    G->have_draft_logits = false;
+    G->have_draft_next = false;
     int n = 0;
     while (n < k) {
         if (G->params->adaptive > 0 && n > 0 && confidence(G->draft_logits, g->vocab) < G->params->adaptive) break;
-        float *q = G->draft_probs + (size_t)n * g->vocab;
-        distribution(G, G->draft_logits, G->seq.n, q);
-        int d = ss_sample_from(q, g->vocab, &G->rng);
+        int d = G->draft_next;
+        if (!G->draft_picks) {
+            float *q = G->draft_probs + (size_t)n * g->vocab;
+            distribution(G, G->draft_logits, G->seq.n, q);
+            d = ss_sample_from(q, g->vocab, &G->rng);
+        }
         G->drafts[n++] = d;
         if (ss_ids_push(&G->seq, d, err)) return -1;
         if (n == k) break;
-        if (run(g->draft, g->draft_plan, &G->seq, G->seq.n - 1, G->seq.n, G->draft_logits, true, err) ||
-            ss_ids_push(dc, d, err))
-            return -1;
+        if (run_draft(G, g->draft_plan, G->seq.n - 1, G->seq.n, err) || ss_ids_push(dc, d, err)) return -1;
     }
     return n;
 }
@@ -208,18 +237,15 @@ static int draft_ngram(gen *G, int k, ss_error *err) {
 }
 
 /* EasySpec: recompute the draft's cache exactly from the first approximate entry through the token
- * the target just emitted, in one batched forward; its last logits seed the next round. */
+ * the target just emitted, in one batched forward; its last row seeds the next round. */
 static ss_status calibrate(gen *G, ss_error *err) {
-    const ss_generator *g = G->g;
     int L = G->seq.n;
     int from = common_prefix(&G->kv->draft_ids, G->seq.ids, L);
     if (from > G->draft_exact) from = G->draft_exact;
     if (from >= L) from = L - 1;
-    if (run(g->draft, NULL, &G->seq, from, L, G->draft_logits, true, err) ||
-        track(&G->kv->draft_ids, &G->seq, from, L, err))
-        return err->status;
+    if (run_draft(G, NULL, from, L, err) || track(&G->kv->draft_ids, &G->seq, from, L, err)) return err->status;
     G->draft_exact = L;
-    G->have_draft_logits = true;
+    G->have_draft_next = true;
     return SS_OK;
 }
 
@@ -247,29 +273,37 @@ static ss_status one_round(gen *G, ss_error *err) {
 
     double t0 = now_ms();
     int n = 0;
-    if (k == 0) G->have_draft_logits = false; /* the draft skips this round and falls behind */
+    if (k == 0) G->have_draft_next = false; /* the draft skips this round and falls behind */
     if (k > 0 && g->draft_kind == SS_DRAFT_MODEL) n = draft_model(G, k, err);
     else if (k > 0 && g->draft_kind == SS_DRAFT_NGRAM) n = draft_ngram(G, k, err);
     if (n < 0) return err->status;
     double t1 = now_ms();
 
     /* Verify: the pending token and the n drafts in one target forward. */
-    if (run(g->target, NULL, &G->seq, L - 1, L + n, G->target_logits, false, err) ||
+    bool pick = G->greedy || (G->sample_picks && n == 0);
+    if (run(G, g->target, NULL, L - 1, L + n, pick ? NULL : G->target_logits, pick ? G->target_picks : NULL, false,
+            err) ||
         track(&G->kv->target_ids, &G->seq, L - 1, L + n, err))
         return err->status;
     st->steps++;
-    size_t tv = (size_t)ss_model_config(g->target)->vocab_size;
     int accepted = 0, next = -1;
-    for (; accepted < n; accepted++) {
-        float *p = G->target_probs + (size_t)accepted * g->vocab;
-        distribution(G, G->target_logits + accepted * tv, L + accepted, p);
-        next = ss_spec_accept(p, G->draft_probs + (size_t)accepted * g->vocab, g->vocab, G->drafts[accepted], &G->rng);
-        if (next >= 0) break;
-    }
-    if (accepted == n) { /* all accepted: the bonus token from the target's next prediction */
-        float *p = G->target_probs + (size_t)n * g->vocab;
-        distribution(G, G->target_logits + n * tv, L + n, p);
-        next = ss_sample_from(p, g->vocab, &G->rng);
+    if (pick) { /* one-hot distributions: keep drafts while they are the target's picks, then its pick */
+        while (accepted < n && G->drafts[accepted] == G->target_picks[accepted]) accepted++;
+        next = G->target_picks[accepted];
+    } else {
+        size_t tv = (size_t)ss_model_config(g->target)->vocab_size;
+        for (; accepted < n; accepted++) {
+            float *p = G->target_probs + (size_t)accepted * g->vocab;
+            distribution(G, G->target_logits + accepted * tv, L + accepted, p);
+            next = ss_spec_accept(p, G->draft_probs + (size_t)accepted * g->vocab, g->vocab, G->drafts[accepted],
+                                  &G->rng);
+            if (next >= 0) break;
+        }
+        if (accepted == n) { /* all accepted: the bonus token from the target's next prediction */
+            float *p = G->target_probs + (size_t)n * g->vocab;
+            distribution(G, G->target_logits + n * tv, L + n, p);
+            next = ss_sample_from(p, g->vocab, &G->rng);
+        }
     }
     double t2 = now_ms();
 
@@ -353,6 +387,10 @@ ss_status ss_generate(const ss_generator *g, ss_kv_state *kv, const int *prompt,
     if (p->max_tokens < 1) return SS_OK;
 
     gen G = {.g = g, .params = p, .cb = cb, .kv = kv, .out = out};
+    bool penalty = ss_sampling_has_penalty(&p->sampling);
+    G.greedy = p->sampling.temperature <= 0.0f && !penalty;
+    G.sample_picks = p->sampling.temperature > 0.0f && !penalty;
+    G.draft_picks = G.greedy && p->adaptive <= 0;
     ss_rng_seed(&G.rng, p->sampling.seed);
     if (g->tok) G.dec = ss_stream_decoder_new(g->tok, true);
     double t_start = now_ms();

@@ -143,11 +143,14 @@ typedef enum { SS_BACKEND_AUTO = 0, SS_BACKEND_CPU, SS_BACKEND_CUDA } ss_backend
 
 typedef struct ss_model ss_model;
 
+#define SS_MAX_TP 8 /* the most tensor-parallel ranks a model is split over (one host's GPUs) */
+
 typedef struct {
     const char *dir;         /* HF checkpoint folder: config.json + *.safetensors */
     ss_backend_kind backend; /* AUTO: CUDA when a device is present, else CPU (one-line notice) */
     int max_context;         /* KV cache length; 0: min(max_position, 4096) */
     bool quiet;              /* no notice on stderr about the backend choice */
+    int tp;                  /* tensor-parallel ranks, 0 or 1: none (CPU ranks, or CUDA devices 0..tp-1) */
 } ss_model_opts;
 
 ss_status ss_model_load(const ss_model_opts *opts, ss_model **out, ss_error *err);
@@ -165,6 +168,10 @@ double ss_model_prefill_flops(const ss_model *m, int n); /* matrix + attention F
  * logits: NULL, or [n, vocab] floats (host) for every position, or with last_only [vocab]. */
 ss_status ss_model_forward(ss_model *m, const int *tokens, const int *positions, int n, float *logits,
                            bool last_only, ss_error *err);
+/* The same forward, handing back the argmax id (ss_argmax's rule: lowest index on ties) of every row
+ * ([n]) or, with last_only, of the last ([1]) instead of logits: on CUDA only the ids are copied. */
+ss_status ss_model_forward_ids(ss_model *m, const int *tokens, const int *positions, int n, int *ids,
+                               bool last_only, ss_error *err);
 /* Copies one layer's K and V for positions [0, len) into host floats [len, n_kv_heads*head_dim]. */
 ss_status ss_model_read_kv(ss_model *m, int layer, int len, float *k, float *v, ss_error *err);
 
@@ -246,6 +253,7 @@ typedef struct {
     ss_backend_kind backend;
     int max_context;
     bool quiet;
+    int tp; /* the target's tensor-parallel ranks (0 or 1: none); the draft stays on one device */
 } ss_session_opts;
 
 ss_status ss_session_open(const ss_session_opts *opts, ss_session **out, ss_error *err);

@@ -19,6 +19,8 @@ typedef struct {
     int decode_ctx[2]; /* contexts for the decode benchmark (the second only on CUDA) */
     int repeats;
     bool json;
+    int scaling_tp[SS_MAX_TP]; /* --tp-scaling: tensor-parallel rank counts to compare */
+    int n_scaling;
 } bench_opts;
 
 static const char *const prompts[] = {
@@ -56,22 +58,21 @@ static int *bench_ids(int n, int vocab) {
     return ids;
 }
 
-/* Median ms of one forward over n tokens starting at position start. */
+/* Median ms of one forward over n tokens starting at position start, as greedy decoding runs it: the
+ * last row's argmax comes back, not its logits (on CUDA the argmax runs on the device). */
 static ss_status time_forward(ss_model *m, const int *ids, int start, int n, int repeats, double *ms, ss_error *err) {
-    int *pos = malloc((size_t)n * sizeof *pos);
+    int *pos = malloc((size_t)n * sizeof *pos), next;
     double *t = malloc((size_t)(repeats + 1) * sizeof *t);
-    float *logits = malloc((size_t)ss_model_config(m)->vocab_size * sizeof *logits);
-    ss_status st = pos && t && logits ? SS_OK : ss_fail(err, SS_ENOMEM, "out of memory for the benchmark");
+    ss_status st = pos && t ? SS_OK : ss_fail(err, SS_ENOMEM, "out of memory for the benchmark");
     for (int i = 0; !st && i < n; i++) pos[i] = start + i;
     for (int r = 0; !st && r <= repeats; r++) { /* r == 0 is the warm-up */
         double t0 = now_ms();
-        st = ss_model_forward(m, ids + start, pos, n, logits, true, err);
+        st = ss_model_forward_ids(m, ids + start, pos, n, &next, true, err);
         t[r] = now_ms() - t0;
     }
     if (!st) *ms = median(t + 1, repeats);
     free(pos);
     free(t);
-    free(logits);
     return st;
 }
 
@@ -118,6 +119,53 @@ static ss_status bench_forward(ss_model *m, const bench_opts *b, forward_numbers
     return st;
 }
 
+/* Decode at the first decode context with the target split over each --tp-scaling rank count. */
+typedef struct {
+    int tp;
+    double decode_tok_s;
+} scaling_point;
+
+static ss_status bench_scaling(const bench_opts *b, scaling_point *pts, ss_error *err) {
+    for (int i = 0; i < b->n_scaling; i++) {
+        const ss_session_opts *so = &b->o.session;
+        ss_model_opts mo = {.dir = so->model_dir, .backend = so->backend, .max_context = so->max_context, .quiet = true,
+                            .tp = b->scaling_tp[i]};
+        ss_model *m;
+        ss_status st = ss_model_load(&mo, &m, err);
+        if (st) return st;
+        int at = b->decode_ctx[0] + 1 < ss_model_max_context(m) ? b->decode_ctx[0] : ss_model_max_context(m) - 2;
+        int *ids = bench_ids(at + 1, ss_model_config(m)->vocab_size);
+        double ms = 0;
+        st = ids ? time_forward(m, ids, 0, at, 1, &ms, err) : ss_fail(err, SS_ENOMEM, "out of memory for the benchmark");
+        if (!st) st = time_forward(m, ids, at, 1, b->repeats * 8, &ms, err);
+        pts[i] = (scaling_point){b->scaling_tp[i], st ? 0 : 1e3 / ms};
+        free(ids);
+        ss_model_free(m);
+        if (st) return st;
+    }
+    return SS_OK;
+}
+
+/* Speedup and efficiency (speedup / tp) against the first point (tp 1 in the usual "1,2,4"). */
+static void print_scaling(const scaling_point *pts, int n, int ctx) {
+    for (int i = 0; i < n; i++) {
+        double speedup = pts[0].decode_tok_s > 0 ? pts[i].decode_tok_s / pts[0].decode_tok_s : 0;
+        printf("tp %d: decode @%d %.1f tok/s  speedup %.2fx  efficiency %.0f%%\n", pts[i].tp, ctx, pts[i].decode_tok_s,
+               speedup, 100 * speedup * pts[0].tp / pts[i].tp);
+    }
+}
+
+static json_t *scaling_json(const scaling_point *pts, int n, int ctx) {
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) {
+        double speedup = pts[0].decode_tok_s > 0 ? pts[i].decode_tok_s / pts[0].decode_tok_s : 0;
+        json_array_append_new(a, json_pack("{s:i, s:i, s:f, s:f, s:f}", "tp", pts[i].tp, "context", ctx,
+                                           "decode_tokens_per_s", pts[i].decode_tok_s, "speedup", speedup,
+                                           "efficiency", speedup * pts[0].tp / pts[i].tp));
+    }
+    return a;
+}
+
 typedef struct {
     const char *label;
     ss_stats total; /* summed over prompts */
@@ -159,13 +207,17 @@ static ss_status bench_generate(ss_session *s, const ss_params *p, gen_numbers *
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: specscope bench [--model DIR] [--draft DIR|ngram] [--backend B] [--prompt-len P] [-n N] [--json]\n\n"
+            "usage: specscope bench [--model DIR] [--draft DIR|ngram] [--backend B] [--tp N] [--tp-scaling LIST]\n"
+            "                       [--prompt-len P] [-n N] [--json]\n\n"
             "Measures, in one run: prefill tokens/s over a P-token prompt; decode tokens/s at batch 1 with 128\n"
             "(and on CUDA 4096) tokens of context; with a draft, plain and speculative generation of N tokens on\n"
             "the same %d prompts (both rates, speedup, acceptance, mean accepted length), and with --easyspec G\n"
             "the same again with EasySpec drafting. On CUDA it also measures the device-to-device copy bandwidth\n"
-            "and the cuBLAS bf16 GEMM rate, and reports achieved bandwidth as a ratio to the copy bandwidth.\n\n"
+            "and the cuBLAS bf16 GEMM rate, and reports achieved bandwidth as a ratio to the copy bandwidth.\n"
+            "With --tp N every measurement runs on the target split over N tensor-parallel ranks.\n\n"
             "  --prompt-len P         prefill benchmark length (default 512; 2048 on CUDA)\n"
+            "  --tp-scaling LIST      also decode (at 128 tokens of context) with the target split over each\n"
+            "                         rank count of LIST, e.g. 1,2,4: tokens/s, speedup and efficiency\n"
             "  --repeats R            timed repeats after one warm-up, median reported (default 5)\n"
             "  --json                 print one JSON object\n%s",
             N_PROMPTS, gen_options_help);
@@ -177,9 +229,9 @@ static json_t *gen_json(const gen_numbers *g) {
     return o;
 }
 
-static void print_text(const char *backend, const forward_numbers *f, const ceilings *c,
+static void print_text(const char *backend, int tp, const forward_numbers *f, const ceilings *c,
                        const gen_numbers *gens, int n_gens) {
-    printf("backend %s\n", backend);
+    printf("backend %s, tp %d\n", backend, tp);
     if (c->copy_bytes_per_s > 0)
         printf("ceilings: copy %.2f TB/s (read + write), cuBLAS bf16 GEMM %.1f TFLOP/s\n", c->copy_bytes_per_s / 1e12,
                c->gemm_flops_per_s / 1e12);
@@ -230,6 +282,25 @@ static ss_status measure_ceilings(ss_model *m, int prompt_len, ceilings *c, ss_e
     return ss_cuda_gemm_rate(prompt_len, cfg->intermediate, cfg->hidden, &c->gemm_flops_per_s, err);
 }
 
+/* "1,2,4": rank counts 1..SS_MAX_TP. */
+static bool parse_tp_list(const char *v, bench_opts *b) {
+    const char *p = v;
+    b->n_scaling = 0;
+    while (*p && b->n_scaling < SS_MAX_TP) {
+        char *end;
+        long tp = strtol(p, &end, 10);
+        if (end == p || tp < 1 || tp > SS_MAX_TP || (*end && *end != ',')) break;
+        b->scaling_tp[b->n_scaling++] = (int)tp;
+        p = *end ? end + 1 : end;
+    }
+    if (*p || b->n_scaling == 0) {
+        fprintf(stderr, "specscope bench: --tp-scaling '%s' is not a list of rank counts 1..%d, e.g. 1,2,4\n", v,
+                SS_MAX_TP);
+        return false;
+    }
+    return true;
+}
+
 static int parse(bench_opts *b, int argc, char **argv) {
     gen_options_default(&b->o);
     b->o.params.max_tokens = 64;
@@ -248,6 +319,8 @@ static int parse(bench_opts *b, int argc, char **argv) {
             b->json = true;
         } else if (strcmp(a, "--prompt-len") == 0) {
             if (!(v = arg_value("bench", argc, argv, &i)) || !arg_int("bench", a, v, 1, 1 << 20, &b->prompt_len)) return 2;
+        } else if (strcmp(a, "--tp-scaling") == 0) {
+            if (!(v = arg_value("bench", argc, argv, &i)) || !parse_tp_list(v, b)) return 2;
         } else if (strcmp(a, "--repeats") == 0) {
             if (!(v = arg_value("bench", argc, argv, &i)) || !arg_int("bench", a, v, 1, 1000, &b->repeats)) return 2;
         } else {
@@ -277,6 +350,7 @@ int cmd_bench(int argc, char **argv) {
     forward_numbers f = {0};
     gen_numbers gens[3];
     int n_gens = 0;
+    scaling_point scaling[SS_MAX_TP];
     ss_status st = measure_ceilings(m, b.prompt_len, &c, &err);
     if (!st) st = bench_forward(m, &b, &f, &err);
     if (!st && c.gemm_flops_per_s > 0) f.prefill_flops_ratio = f.prefill_flops / c.gemm_flops_per_s;
@@ -299,6 +373,8 @@ int cmd_bench(int argc, char **argv) {
             n_gens = 3;
         }
     }
+    if (!st && b.n_scaling) st = bench_scaling(&b, scaling, &err);
+    int tp = b.o.session.tp ? b.o.session.tp : 1;
     if (st) {
         fprintf(stderr, "specscope bench: %s\n", err.msg);
     } else if (b.json) {
@@ -310,10 +386,13 @@ int cmd_bench(int argc, char **argv) {
                               "gemm_flops_per_s", c.gemm_flops_per_s > 0 ? json_real(c.gemm_flops_per_s) : json_null(),
                               "forward", forward_json(&f, &c), "generate", runs, "speedup",
                               n_gens > 1 && gens[0].tok_s > 0 ? json_real(gens[1].tok_s / gens[0].tok_s) : json_null());
+        json_object_set_new(o, "tp", json_integer(tp));
+        if (b.n_scaling) json_object_set_new(o, "tp_scaling", scaling_json(scaling, b.n_scaling, b.decode_ctx[0]));
         report_print(o);
         json_decref(o);
     } else {
-        print_text(ss_model_backend_name(m), &f, &c, gens, n_gens);
+        print_text(ss_model_backend_name(m), tp, &f, &c, gens, n_gens);
+        if (b.n_scaling) print_scaling(scaling, b.n_scaling, b.decode_ctx[0]);
     }
     ss_session_close(s);
     return st ? (st == SS_ENOMEM || st == SS_EDEVICE ? 1 : 2) : 0;

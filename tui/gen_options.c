@@ -11,6 +11,8 @@ const char gen_options_help[] =
     "  --draft DIR|ngram|none draft model folder, prompt lookup, or none (default: none)\n"
     "  --backend auto|cpu|cuda  compute backend (default auto: CUDA when a device is present)\n"
     "  --ctx N                KV cache length (default: min(max_position_embeddings, 4096))\n"
+    "  --tp N                 split the target over N tensor-parallel ranks, 1..8 (CPU backends with\n"
+    "                         --backend cpu; the draft stays on one device; default 1)\n"
     "  -n N                   tokens to generate (default 128)\n"
     "  --temp T               temperature, 0 = greedy (default 0)\n"
     "  --top-k K  --top-p P  --min-p P  --repeat-penalty R   sampling filters (default off)\n"
@@ -38,7 +40,7 @@ int gen_options_parse(gen_options *o, const char *cmd, int argc, char **argv, in
     }
     static const char *const with_value[] = {"--model", "--draft", "--backend", "--ctx", "-n", "--temp", "--top-k",
                                              "--top-p", "--min-p", "--repeat-penalty", "--seed", "--k", "--adaptive",
-                                             "--easyspec", "--easyspec-mode", "--groups"};
+                                             "--easyspec", "--easyspec-mode", "--groups", "--tp"};
     bool known = false;
     for (size_t j = 0; j < sizeof with_value / sizeof *with_value; j++) known |= strcmp(opt, with_value[j]) == 0;
     if (!known) return 0;
@@ -49,6 +51,7 @@ int gen_options_parse(gen_options *o, const char *cmd, int argc, char **argv, in
     else if (strcmp(opt, "--draft") == 0) o->session.draft_dir = v;
     else if (strcmp(opt, "--backend") == 0) ok = arg_backend(cmd, v, &o->session.backend);
     else if (strcmp(opt, "--ctx") == 0) ok = arg_int(cmd, opt, v, 16, 1 << 20, &o->session.max_context);
+    else if (strcmp(opt, "--tp") == 0) ok = arg_int(cmd, opt, v, 1, SS_MAX_TP, &o->session.tp);
     else if (strcmp(opt, "-n") == 0) ok = arg_int(cmd, opt, v, 0, 1 << 20, &p->max_tokens);
     else if (strcmp(opt, "--temp") == 0) ok = arg_float(cmd, opt, v, 0, 100, &p->sampling.temperature);
     else if (strcmp(opt, "--top-k") == 0) ok = arg_int(cmd, opt, v, 0, 1 << 24, &p->sampling.top_k);

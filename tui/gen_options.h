@@ -1,5 +1,5 @@
 /* gen_options.h — the model and generation options that generate, bench, chat and repl share:
- *   --model DIR --draft DIR|ngram|none --backend auto|cpu|cuda --ctx N
+ *   --model DIR --draft DIR|ngram|none --backend auto|cpu|cuda --ctx N --tp N
  *   -n N --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S
  *   --k K --adaptive X --easyspec G --easyspec-mode attn|layer --groups LIST --chat
  */

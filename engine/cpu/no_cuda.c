@@ -10,6 +10,11 @@ ss_status ss_backend_cuda_create(ss_backend **out, ss_error *err) {
     return ss_fail(err, SS_EUNSUPPORTED, "cuda backend: built without CUDA");
 }
 
+ss_status ss_backend_cuda_create_on(int device, ss_backend **out, ss_error *err) {
+    (void)device;
+    return ss_backend_cuda_create(out, err);
+}
+
 bool ss_backend_cuda_available(char *why, size_t why_len) {
     if (why && why_len) snprintf(why, why_len, "built without CUDA");
     return false;

@@ -387,6 +387,14 @@ static void cuda_argmax_rows(ss_backend *b, int *out_host, const float *logits, 
         memcpy(out_host, c->h_ids, bytes);
 }
 
+/* ---------------------------------------------------------------- the stream, for NCCL */
+
+static void *cuda_stream(ss_backend *b) {
+    cuda_backend *c = cb_of(b);
+    cb_flush(c); /* a held-back op (a GEMV waiting to fuse with the residual add) goes first */
+    return c->stream;
+}
+
 /* ---------------------------------------------------------------- lifetime */
 
 static void cuda_destroy(ss_backend *b) {
@@ -441,6 +449,8 @@ static const ss_backend_ops cuda_ops = {
     .silu_mul = cuda_silu_mul,
     .run_graph = cuda_run_graph,
     .argmax_rows = cuda_argmax_rows,
+    .stream = cuda_stream,
+    .sample_rows = cuda_sample_rows,
 };
 
 static bool env_on(const char *name) {
@@ -448,17 +458,26 @@ static bool env_on(const char *name) {
     return !(v && strcmp(v, "0") == 0);
 }
 
-static ss_status init(cuda_backend *c, ss_error *err) {
+thread_local int cb_current_device = -1;
+
+static ss_status init(cuda_backend *c, int device, ss_error *err) {
     cudaError_t e;
     cudaDeviceProp prop;
-    if ((e = cudaSetDevice(0)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, 0)) != cudaSuccess)
-        return device_error(err, e, "device 0");
+    char which[32];
+    snprintf(which, sizeof which, "device %d", device);
+    int count = 0;
+    if ((e = cudaGetDeviceCount(&count)) != cudaSuccess) return device_error(err, e, which);
+    if (device < 0 || device >= count)
+        return ss_fail(err, SS_EUNSUPPORTED, "cuda backend: device %d asked for, %d present", device, count);
+    if ((e = cudaSetDevice(device)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess)
+        return device_error(err, e, which);
+    c->device = device;
+    cb_current_device = device;
     c->sms = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
     snprintf(c->name, sizeof c->name, "%s", prop.name);
-    /* PDL measured slower on the H200 (1B decode 783 vs 886 tok/s, docs/cuda.md): opt-in for now. */
-    const char *pdl = getenv("SPECSCOPE_CUDA_PDL");
-    c->pdl = pdl && strcmp(pdl, "1") == 0;
+    /* PDL: +11% (1B) and +7% (8B) decode on the H200 with the pipelined GEMV (docs/cuda.md). */
+    c->pdl = env_on("SPECSCOPE_CUDA_PDL");
     c->fuse = env_on("SPECSCOPE_CUDA_FUSE");
     c->graphs = env_on("SPECSCOPE_CUDA_GRAPHS");
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess)
@@ -478,6 +497,10 @@ static ss_status init(cuda_backend *c, ss_error *err) {
 }
 
 extern "C" ss_status ss_backend_cuda_create(ss_backend **out, ss_error *err) {
+    return ss_backend_cuda_create_on(0, out, err);
+}
+
+extern "C" ss_status ss_backend_cuda_create_on(int device, ss_backend **out, ss_error *err) {
     *out = NULL;
     ss_backend *b = (ss_backend *)calloc(1, sizeof *b);
     cuda_backend *c = (cuda_backend *)calloc(1, sizeof *c);
@@ -488,7 +511,7 @@ extern "C" ss_status ss_backend_cuda_create(ss_backend **out, ss_error *err) {
     }
     b->ops = &cuda_ops;
     b->impl = c;
-    ss_status st = init(c, err);
+    ss_status st = init(c, device, err);
     if (st != SS_OK) {
         cuda_destroy(b);
         return st;

@@ -1,0 +1,129 @@
+/* nccl_comm.cu — the NCCL communicator of CUDA ranks (engine/tp.h): one communicator per device
+ * 0..N-1 from ncclCommInitAll, and all_reduce_sum as one NCCL group of in-place float sums, each on
+ * its rank's stream (the backend's stream op flushes the rank's pending fused op first).
+ *
+ * libnccl.so.2 is opened with dlopen rather than linked: it is 200+ MB, so it is not carried to the
+ * GPU machine with the build, and a program linked against it would not even start where it is
+ * missing. SPECSCOPE_NCCL_LIB names the file when it is not on the loader's path (for instance the
+ * copy inside PyTorch's nvidia/nccl/lib). */
+#include <dlfcn.h>
+#include <nccl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "tp.h"
+}
+
+typedef struct {
+    void *lib;
+    decltype(&ncclCommInitAll) init_all;
+    decltype(&ncclCommDestroy) destroy;
+    decltype(&ncclAllReduce) all_reduce;
+    decltype(&ncclGroupStart) group_start;
+    decltype(&ncclGroupEnd) group_end;
+    decltype(&ncclGetErrorString) error_string;
+    ncclComm_t comms[SS_MAX_TP];
+} nccl_impl;
+
+static nccl_impl *impl_of(ss_tp_comm *c) { return (nccl_impl *)c->impl; }
+
+static void record(ss_tp_comm *c, ncclResult_t r, const char *what) {
+    if (c->failed.status != SS_OK) return;
+    ss_fail(&c->failed, SS_EDEVICE, "nccl: %s: %s", what, impl_of(c)->error_string(r));
+}
+
+static void nccl_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, size_t count) {
+    nccl_impl *n = impl_of(c);
+    if (c->failed.status != SS_OK) return;
+    for (int r = 0; r < c->ranks; r++)
+        if (!ranks[r]->ops->stream) {
+            ss_fail(&c->failed, SS_EUNSUPPORTED, "nccl: rank %d's backend (%s) has no stream", r, ranks[r]->ops->name);
+            return;
+        }
+    ncclResult_t res = n->group_start();
+    for (int r = 0; res == ncclSuccess && r < c->ranks; r++) {
+        cudaStream_t stream = (cudaStream_t)ranks[r]->ops->stream(ranks[r]);
+        res = n->all_reduce(bufs[r], bufs[r], count, ncclFloat, ncclSum, n->comms[r], stream);
+    }
+    ncclResult_t end = n->group_end(); /* always closes the group, even after a failed call */
+    if (res == ncclSuccess) res = end;
+    if (res != ncclSuccess) record(c, res, "all-reduce");
+}
+
+static void nccl_destroy(ss_tp_comm *c) {
+    nccl_impl *n = impl_of(c);
+    if (n) {
+        for (int r = 0; r < c->ranks; r++)
+            if (n->comms[r]) n->destroy(n->comms[r]);
+        if (n->lib) dlclose(n->lib);
+        free(n);
+    }
+    free(c);
+}
+
+static const ss_tp_comm_ops nccl_ops = {"nccl", nccl_all_reduce_sum, nccl_destroy};
+
+/* Opens the library and finds its entry points. */
+static ss_status open_library(nccl_impl *n, ss_error *err) {
+    const char *path = getenv("SPECSCOPE_NCCL_LIB");
+    if (!path || !*path) path = "libnccl.so.2";
+    n->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!n->lib)
+        return ss_fail(err, SS_EUNSUPPORTED, "nccl: cannot open %s (%s); set SPECSCOPE_NCCL_LIB to its path", path,
+                       dlerror());
+    struct {
+        void **slot;
+        const char *name;
+    } syms[] = {{(void **)&n->init_all, "ncclCommInitAll"},     {(void **)&n->destroy, "ncclCommDestroy"},
+                {(void **)&n->all_reduce, "ncclAllReduce"},     {(void **)&n->group_start, "ncclGroupStart"},
+                {(void **)&n->group_end, "ncclGroupEnd"},       {(void **)&n->error_string, "ncclGetErrorString"}};
+    for (size_t i = 0; i < sizeof syms / sizeof *syms; i++)
+        if (!(*syms[i].slot = dlsym(n->lib, syms[i].name)))
+            return ss_fail(err, SS_EUNSUPPORTED, "nccl: %s has no %s", path, syms[i].name);
+    return SS_OK;
+}
+
+extern "C" ss_status ss_tp_comm_nccl_create(int ranks, ss_tp_comm **out, ss_error *err) {
+    *out = NULL;
+    if (ranks < 1 || ranks > SS_MAX_TP)
+        return ss_fail(err, SS_EARG, "tensor parallelism: %d ranks is outside 1..%d", ranks, SS_MAX_TP);
+    int devices = 0;
+    cudaError_t e = cudaGetDeviceCount(&devices);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return ss_fail(err, SS_EUNSUPPORTED, "nccl: no CUDA device (%s)", cudaGetErrorName(e));
+    }
+    if (devices < ranks)
+        return ss_fail(err, SS_EARG, "tensor parallelism over %d CUDA devices, but %d %s present", ranks, devices,
+                       devices == 1 ? "is" : "are");
+    ss_tp_comm *c = (ss_tp_comm *)calloc(1, sizeof *c);
+    nccl_impl *n = (nccl_impl *)calloc(1, sizeof *n);
+    if (!c || !n) {
+        free(c);
+        free(n);
+        return ss_fail(err, SS_ENOMEM, "nccl: out of memory for the communicator");
+    }
+    *c = (ss_tp_comm){&nccl_ops, ranks, {}, n};
+    /* NVLink multicast (NVLS) stays off (issue #9): it reserves memory and is not what we measure. */
+    setenv("NCCL_NVLS_ENABLE", "0", 1);
+    ss_status st = open_library(n, err);
+    if (st == SS_OK) {
+        int devlist[SS_MAX_TP];
+        for (int r = 0; r < ranks; r++) devlist[r] = r;
+        ncclResult_t res = n->init_all(n->comms, ranks, devlist);
+        if (res != ncclSuccess) {
+            memset(n->comms, 0, sizeof n->comms);
+            st = ss_fail(err, SS_EDEVICE, "nccl: communicators over %d devices: %s", ranks, n->error_string(res));
+        }
+    }
+    if (st != SS_OK) {
+        nccl_destroy(c);
+        return st;
+    }
+    *out = c;
+    return SS_OK;
+}
