@@ -65,6 +65,20 @@ __device__ __forceinline__ void unpack8(uint4 w, float f[8]) {
     f[4] = bf16_lo(w.z), f[5] = bf16_hi(w.z), f[6] = bf16_lo(w.w), f[7] = bf16_hi(w.w);
 }
 
+/* cos / sin of the rotary angle pos * inv_freq, formed in double like the CPU backend (so long
+ * positions round the same way). Shared by every kernel that rotates, so they agree bit for bit. */
+__device__ __forceinline__ void rope_cos_sin(int pos, float inv_freq, float &c, float &s) {
+    double sd, cd;
+    sincos((double)((float)pos * inv_freq), &sd, &cd);
+    c = (float)cd, s = (float)sd;
+}
+
+/* HF rotate_half on one pair (x0 at d, x1 at d + head_dim / 2). */
+__device__ __forceinline__ void rotate_pair(float &x0, float &x1, float c, float s) {
+    const float a = x0 * c - x1 * s, b = x1 * c + x0 * s;
+    x0 = a, x1 = b;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -17,8 +17,10 @@
  * a decoded token's are and greedy speculative decoding keeps plain greedy's choices.
  *
  * Fusions (gemv_params): the RMSNorm before a projection (the block normalises the vector it
- * stages), q/k/v as segments of one launch, gate/up with SiLU*up, and the residual add after the
- * o / down projections. matmul_plain is the fallback for shapes this kernel does not take. */
+ * stages), q/k/v as segments of one launch, gate/up with SiLU*up, the residual add after the
+ * o / down projections, and for q/k/v the rotary embedding and the KV-cache store (the units are
+ * then the rotate_half row pairs, so no separate prep kernel runs for llama-style models).
+ * matmul_plain is the fallback for shapes this kernel does not take. */
 #include "common.cuh"
 #include "kernels.cuh"
 
@@ -47,13 +49,6 @@ int gemv_max_vectors(int cols, size_t smem_optin) {
 bool gemv_supported(int cols, int nvec, size_t smem_optin) {
     return cols > 0 && cols % 8 == 0 && nvec >= 1 && nvec <= SK_GEMV_MAX_VECTORS &&
            gemv_smem(cols, nvec) + GEMV_STATIC_SMEM <= smem_optin;
-}
-
-/* Row `unit` of the index space as (segment, row); for glu both segments share the row. */
-__device__ __forceinline__ int find_seg(const gemv_params &p, int &row) {
-    int s = 0;
-    while (s + 1 < p.nseg && row >= p.seg[s].rows) row -= p.seg[s++].rows;
-    return s;
 }
 
 /* Stages vector v of x (normalised when asked) into shared memory; block 0 writes the normalised
@@ -98,33 +93,88 @@ __device__ __forceinline__ void load_batch(const uint4 *const rows[R], int batch
     }
 }
 
-/* What one warp streams: its units (rows, or gate/up row pairs) first_unit, first_unit + stride,
- * ..., each read in nbatches batches; step s is batch s % nbatches of the warp's unit s / nbatches. */
+/* What one warp streams: its units first_unit, first_unit + stride, ..., each read in nbatches
+ * batches; step s is batch s % nbatches of the warp's unit s / nbatches. A unit is one row
+ * (GEMV_ROWS), a gate/up row pair (GEMV_GLU) or two rows of one segment (GEMV_PAIRS). */
 struct warp_walk {
     int first_unit, stride, nbatches, nchunks, steps;
 };
 
-/* Rows of the unit of step s, as 16-byte chunks, and where its results go (segment, row). */
-template <bool GLU, int R>
-__device__ __forceinline__ void step_rows(const gemv_params &p, const warp_walk &w, int s, const uint4 *rows[R],
-                                          int &seg, int &row) {
-    row = w.first_unit + (s / w.nbatches) * w.stride;
-    seg = GLU ? 0 : find_seg(p, row);
-#pragma unroll
-    for (int r = 0; r < R; r++) rows[r] = reinterpret_cast<const uint4 *>(p.seg[seg + r].w + (size_t)row * p.cols);
+__host__ __device__ __forceinline__ int seg_units(const gemv_params &p, int kind, int s) {
+    return kind == GEMV_PAIRS ? p.seg[s].rows / 2 : p.seg[s].rows;
 }
 
-template <bool GLU, int R, int U>
+__host__ __device__ __forceinline__ int total_units(const gemv_params &p, int kind) {
+    if (kind == GEMV_GLU) return p.seg[0].rows;
+    int units = 0;
+    for (int s = 0; s < p.nseg; s++) units += seg_units(p, kind, s);
+    return units;
+}
+
+/* Where unit u's results go: segment and rows r[0], r[1]. Pairs of a rotated segment are the
+ * rotate_half partners (d, d + head_dim / 2) of one head, so the epilogue holds both. */
+template <int KIND>
+__device__ __forceinline__ int unit_rows(const gemv_params &p, int u, int r[2]) {
+    int s = 0;
+    if (KIND != GEMV_GLU)
+        while (s + 1 < p.nseg && u >= seg_units(p, KIND, s)) u -= seg_units(p, KIND, s++);
+    if (KIND != GEMV_PAIRS) {
+        r[0] = r[1] = u;
+    } else if (p.seg[s].rope_hd) {
+        const int half = p.seg[s].rope_hd / 2;
+        r[0] = (u / half) * p.seg[s].rope_hd + u % half, r[1] = r[0] + half;
+    } else {
+        r[0] = 2 * u, r[1] = 2 * u + 1;
+    }
+    return s;
+}
+
+template <int KIND, int R, int U>
 __device__ __forceinline__ void load_step(const gemv_params &p, const warp_walk &w, int s, int lane, uint4 buf[R][U]) {
+    int r[2];
+    const int seg = unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
     const uint4 *rows[R];
-    int seg, row;
-    step_rows<GLU, R>(p, w, s, rows, seg, row);
+#pragma unroll
+    for (int k = 0; k < R; k++)
+        rows[k] = reinterpret_cast<const uint4 *>(p.seg[KIND == GEMV_GLU ? k : seg].w + (size_t)r[k] * p.cols);
     load_batch<R, U>(rows, s % w.nbatches, lane, w.nchunks, buf);
+}
+
+__device__ __forceinline__ float bias_at(const gemv_seg &s, int row) { return s.bias ? bf16_at(s.bias, row) : 0.0f; }
+
+/* The results of one unit for vector v (lane 0): y[k] is row r[k]'s dot product. */
+template <int KIND>
+__device__ __forceinline__ void unit_epilogue(const gemv_params &p, int seg, const int r[2], int v, const float y[2]) {
+    const gemv_seg &s0 = p.seg[seg];
+    const size_t at = (size_t)v * s0.rows + r[0];
+    if (KIND == GEMV_ROWS) {
+        const float out = y[0] + bias_at(s0, r[0]);
+        s0.out[at] = out;
+        if (p.residual) p.residual[at] += out;
+    } else if (KIND == GEMV_GLU) {
+        const float g = y[0] + bias_at(s0, r[0]), up = y[1] + bias_at(p.seg[1], r[0]);
+        s0.out[at] = g / (1.0f + expf(-g)) * up;
+        p.seg[1].out[at] = up;
+    } else {
+        float a = y[0] + bias_at(s0, r[0]), b = y[1] + bias_at(s0, r[1]);
+        const int pos = p.positions[v];
+        if (s0.rope_hd) {
+            float c, sn;
+            rope_cos_sin(pos, p.inv_freq[r[0] % s0.rope_hd], c, sn);
+            rotate_pair(a, b, c, sn);
+        }
+        s0.out[at] = a;
+        s0.out[(size_t)v * s0.rows + r[1]] = b;
+        if (s0.cache) {
+            s0.cache[(size_t)pos * s0.rows + r[0]] = f32_to_bf16(a);
+            s0.cache[(size_t)pos * s0.rows + r[1]] = f32_to_bf16(b);
+        }
+    }
 }
 
 /* Accumulates step s from buf; at the last batch of a unit, reduces over the warp, writes the
  * unit's outputs (epilogues) and clears acc. */
-template <bool GLU, int NV, int R, int U>
+template <int KIND, int NV, int R, int U>
 __device__ __forceinline__ void consume_step(const gemv_params &p, const warp_walk &w, int s, int lane, int xstride,
                                              const float *xs, const uint4 buf[R][U], float acc[R][NV]) {
     const int nv = p.nvec, batch = s % w.nbatches;
@@ -139,51 +189,35 @@ __device__ __forceinline__ void consume_step(const gemv_params &p, const warp_wa
                 const float4 x0 = *reinterpret_cast<const float4 *>(xp);
                 const float4 x1 = *reinterpret_cast<const float4 *>(xp + 4);
 #pragma unroll
-                for (int r = 0; r < R; r++) acc[r][v] += dot8(buf[r][u], x0, x1);
+                for (int k = 0; k < R; k++) acc[k][v] += dot8(buf[k][u], x0, x1);
             }
         }
     }
     if (batch != w.nbatches - 1) return;
-    const uint4 *rows[R];
-    int seg, row;
-    step_rows<GLU, R>(p, w, s, rows, seg, row);
+    int r[2];
+    const int seg = unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
 #pragma unroll
     for (int v = 0; v < NV; v++) {
         if (v >= nv) break;
+        float y[2];
 #pragma unroll
-        for (int r = 0; r < R; r++) acc[r][v] = warp_sum(acc[r][v]);
-        if (lane == 0) {
-            const gemv_seg &s0 = p.seg[seg];
-            const size_t at = (size_t)v * s0.rows + row;
-            const float y = acc[0][v] + (s0.bias ? bf16_at(s0.bias, row) : 0.0f);
-            if (GLU) {
-                const gemv_seg &s1 = p.seg[1];
-                const float up = acc[R - 1][v] + (s1.bias ? bf16_at(s1.bias, row) : 0.0f);
-                s0.out[at] = y / (1.0f + expf(-y)) * up;
-                s1.out[at] = up;
-            } else {
-                s0.out[at] = y;
-                if (p.residual) p.residual[at] += y;
-            }
-        }
-#pragma unroll
-        for (int r = 0; r < R; r++) acc[r][v] = 0.0f;
+        for (int k = 0; k < R; k++) y[k] = warp_sum(acc[k][v]), acc[k][v] = 0.0f;
+        if (R == 1) y[1] = 0.0f;
+        if (lane == 0) unit_epilogue<KIND>(p, seg, r, v, y);
     }
 }
 
 /* NV: the most vectors this instantiation takes (p.nvec <= NV). Software-pipelined: the loads of
  * step s + 1 are in flight while step s is summed, and step s + 2's go out right after (two
- * register buffers, up to 2U loads outstanding per lane, and no wait between rows). On the H200 this took the 8B down projection from 72% to 88%
- * of the copy bandwidth and the gate/up launch to 96% (docs/cuda.md). */
-template <bool GLU, int NV>
+ * register buffers, up to 2U loads outstanding per lane, and no wait between rows). On the H200 this
+ * took the 8B down projection from 72% to 88% of the copy bandwidth and the gate/up launch to 96%
+ * (docs/cuda.md). */
+template <int KIND, int NV>
 __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MAX_BLOCKS_PER_SM) gemv_kernel(const __grid_constant__ gemv_params p) {
-    constexpr int R = GLU ? 2 : 1, U = GLU ? 4 : 8;
+    constexpr int R = KIND == GEMV_ROWS ? 1 : 2, U = R == 1 ? 8 : 4;
     const int xstride = vector_stride(p.cols);
     extern __shared__ __align__(16) float xs[];
-    const int lane = threadIdx.x & 31;
-    int units = p.seg[0].rows;
-    if (!GLU)
-        for (int s = 1; s < p.nseg; s++) units += p.seg[s].rows;
+    const int lane = threadIdx.x & 31, units = total_units(p, KIND);
     warp_walk w;
     w.first_unit = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
     w.stride = gridDim.x * GEMV_WARPS;
@@ -194,8 +228,8 @@ __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MAX_BLOCKS_PER_SM) gemv_ker
     /* The first two steps' loads go out before the wait (weights are constant): with PDL this
      * block may already be resident while the previous kernel runs, and fetches meanwhile. */
     uint4 a[R][U], b[R][U];
-    if (w.steps > 0) load_step<GLU, R, U>(p, w, 0, lane, a);
-    if (w.steps > 1) load_step<GLU, R, U>(p, w, 1, lane, b);
+    if (w.steps > 0) load_step<KIND, R, U>(p, w, 0, lane, a);
+    if (w.steps > 1) load_step<KIND, R, U>(p, w, 1, lane, b);
     pdl_launch_dependents();
     pdl_wait();
     for (int v = 0; v < p.nvec; v++) stage_vector(p, v, xs + v * xstride);
@@ -203,40 +237,49 @@ __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MAX_BLOCKS_PER_SM) gemv_ker
 
     float acc[R][NV];
 #pragma unroll
-    for (int r = 0; r < R; r++)
+    for (int k = 0; k < R; k++)
 #pragma unroll
-        for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
+        for (int v = 0; v < NV; v++) acc[k][v] = 0.0f;
     for (int s = 0; s < w.steps; s += 2) {
-        consume_step<GLU, NV, R, U>(p, w, s, lane, xstride, xs, a, acc);
-        if (s + 2 < w.steps) load_step<GLU, R, U>(p, w, s + 2, lane, a);
+        consume_step<KIND, NV, R, U>(p, w, s, lane, xstride, xs, a, acc);
+        if (s + 2 < w.steps) load_step<KIND, R, U>(p, w, s + 2, lane, a);
         if (s + 1 >= w.steps) break;
-        consume_step<GLU, NV, R, U>(p, w, s + 1, lane, xstride, xs, b, acc);
-        if (s + 3 < w.steps) load_step<GLU, R, U>(p, w, s + 3, lane, b);
+        consume_step<KIND, NV, R, U>(p, w, s + 1, lane, xstride, xs, b, acc);
+        if (s + 3 < w.steps) load_step<KIND, R, U>(p, w, s + 3, lane, b);
     }
+}
+
+int gemv_kind(const gemv_params &p) {
+    if (p.glu) return GEMV_GLU;
+    for (int s = 0; s < p.nseg; s++)
+        if (p.seg[s].rope_hd || p.seg[s].cache) return GEMV_PAIRS;
+    return GEMV_ROWS;
 }
 
 /* The instantiations: one vector (decoding), or up to SK_GEMV_MAX_VECTORS (verification). */
 typedef void (*gemv_fn)(gemv_params);
-static gemv_fn gemv_variant(bool glu, int nvec) {
-    if (nvec == 1) return glu ? gemv_kernel<true, 1> : gemv_kernel<false, 1>;
-    return glu ? gemv_kernel<true, SK_GEMV_MAX_VECTORS> : gemv_kernel<false, SK_GEMV_MAX_VECTORS>;
+static gemv_fn gemv_variant(int kind, int nvec) {
+    constexpr int M = SK_GEMV_MAX_VECTORS;
+    switch (kind) {
+    case GEMV_GLU: return nvec == 1 ? gemv_kernel<GEMV_GLU, 1> : gemv_kernel<GEMV_GLU, M>;
+    case GEMV_PAIRS: return nvec == 1 ? gemv_kernel<GEMV_PAIRS, 1> : gemv_kernel<GEMV_PAIRS, M>;
+    default: return nvec == 1 ? gemv_kernel<GEMV_ROWS, 1> : gemv_kernel<GEMV_ROWS, M>;
+    }
 }
 
-int gemv_occupancy(bool glu, int cols, int nvec) {
+int gemv_occupancy(int kind, int cols, int nvec) {
     int blocks = 0;
-    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_variant(glu, nvec), GEMV_THREADS,
+    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_variant(kind, nvec), GEMV_THREADS,
                                                                   gemv_smem(cols, nvec));
     return e == cudaSuccess && blocks > 0 ? blocks : 1;
 }
 
 cudaError_t gemv(const launch_ctx &c, const gemv_params &p, int blocks_per_sm) {
-    int units = p.seg[0].rows;
-    if (!p.glu)
-        for (int s = 1; s < p.nseg; s++) units += p.seg[s].rows;
+    const int kind = gemv_kind(p), units = total_units(p, kind);
     int per_sm = blocks_per_sm < GEMV_MAX_BLOCKS_PER_SM ? blocks_per_sm : GEMV_MAX_BLOCKS_PER_SM;
     int blocks = ceil_div(units, GEMV_WARPS), cap = c.sms * (per_sm > 0 ? per_sm : 1);
     if (blocks > cap) blocks = cap;
-    return launch_kernel(c, gemv_variant(p.glu, p.nvec), dim3(blocks), dim3(GEMV_THREADS), gemv_smem(p.cols, p.nvec), p);
+    return launch_kernel(c, gemv_variant(kind, p.nvec), dim3(blocks), dim3(GEMV_THREADS), gemv_smem(p.cols, p.nvec), p);
 }
 
 /* ---------------------------------------------------------------- the plain path */
@@ -267,10 +310,10 @@ cudaError_t matmul_plain(const launch_ctx &c, float *out, const float *x, const 
 cudaError_t setup_gemv(size_t smem_optin) {
     cudaError_t e = cudaSuccess;
     const int nvecs[2] = {1, SK_GEMV_MAX_VECTORS};
-    for (int glu = 0; glu < 2 && e == cudaSuccess; glu++)
+    for (int kind = 0; kind < GEMV_KINDS && e == cudaSuccess; kind++)
         for (int i = 0; i < 2 && e == cudaSuccess; i++)
             /* The opt-in limit covers static and dynamic shared memory together. */
-            e = cudaFuncSetAttribute(gemv_variant(glu, nvecs[i]), cudaFuncAttributeMaxDynamicSharedMemorySize,
+            e = cudaFuncSetAttribute(gemv_variant(kind, nvecs[i]), cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      (int)(smem_optin - GEMV_STATIC_SMEM));
     return e;
 }

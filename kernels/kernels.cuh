@@ -67,12 +67,17 @@ cudaError_t add_bias(const launch_ctx &c, float *out, const uint16_t *bias, int 
 #define SK_GEMV_MAX_SEGS 4
 #define SK_GEMV_MAX_VECTORS 9 /* verification of up to 8 drafted tokens */
 
-/* One weight of a fused GEMV: out[r] = W[r, :] . x (+ bias[r]) for r < rows. */
+/* One weight of a fused GEMV: out[r] = W[r, :] . x (+ bias[r]) for r < rows; then, when rope_hd
+ * is set, each head of rope_hd rows turned by the rotary embedding at the batch positions
+ * (gemv_params.inv_freq), and when cache is set, out also stored as bf16 to cache[position, rows]
+ * (the KV cache). rows must be even for either. */
 struct gemv_seg {
     const uint16_t *w;
     const uint16_t *bias; /* NULL: none */
     float *out;
     int rows;
+    int rope_hd;     /* 0: no rotation */
+    uint16_t *cache; /* NULL: no store */
 };
 
 /* Matrix-vector products for nvec (1..SK_GEMV_MAX_VECTORS) input vectors x[nvec, cols] (cols a
@@ -93,7 +98,14 @@ struct gemv_params {
     bool glu;
     int nseg;
     gemv_seg seg[SK_GEMV_MAX_SEGS];
+    const float *inv_freq; /* device, rope_hd / 2: for segments with rope_hd */
+    const int *positions;  /* device, nvec: for rope_hd and cache */
 };
+
+/* The kernel a launch takes: one row per warp unit, gate/up row pairs, or row pairs of one segment
+ * (any segment with rope_hd or cache). */
+enum { GEMV_ROWS, GEMV_GLU, GEMV_PAIRS, GEMV_KINDS };
+int gemv_kind(const gemv_params &p);
 
 /* Whether the GEMV takes this shape (its input vectors live in shared memory). */
 bool gemv_supported(int cols, int nvec, size_t smem_optin);
@@ -102,7 +114,7 @@ int gemv_max_vectors(int cols, size_t smem_optin);
 /* blocks_per_sm: resident blocks per multiprocessor for this shape (the caller caches
  * gemv_occupancy's answer); the launch uses at most 2 of them so that the next kernel's blocks can
  * start loading while this one drains. */
-int gemv_occupancy(bool glu, int cols, int nvec);
+int gemv_occupancy(int kind, int cols, int nvec);
 cudaError_t gemv(const launch_ctx &c, const gemv_params &p, int blocks_per_sm);
 /* out[i, r] = x[i, :] . W[r, :] (+ bias) for any n, rows, cols: the plain path for shapes the fast
  * kernels do not take (cols not a multiple of 8, or too long for shared memory). */
@@ -152,6 +164,23 @@ cudaError_t setup_attention(size_t smem_optin);
 
 /* out[r] = index of the largest logit of row r (the lowest index on ties; NaN loses), as ss_argmax. */
 cudaError_t argmax_rows(const launch_ctx &c, int *out, const float *logits, int rows, int vocab);
+
+#define SK_SAMPLE_MAX_ROWS 32        /* rows per sample_rows launch (their uniforms travel by value) */
+#define SK_SAMPLE_MAX_VOCAB (1 << 20) /* weights summed as integers (w * 2^43) stay below 2^63 */
+
+/* ss_sampling's fields that the device applies (temperature > 0; no repetition penalty), and the
+ * host RNG's uniform for each row. */
+struct sample_params {
+    float temperature;
+    int top_k;
+    float top_p, min_p;
+    double uniform[SK_SAMPLE_MAX_ROWS];
+};
+
+/* out[r] = the token that ss_sample_with draws from row r with p.uniform[r] (rows <= SK_SAMPLE_MAX_ROWS,
+ * vocab <= SK_SAMPLE_MAX_VOCAB): temperature, top-k, top-p and min-p as engine/sampler.c. */
+cudaError_t sample_rows(const launch_ctx &c, int *out, const float *logits, int rows, int vocab,
+                        const sample_params &p);
 
 } // namespace sk
 

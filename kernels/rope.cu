@@ -46,11 +46,7 @@ __device__ __forceinline__ void prep_row(const prep_params &p, const prep_tensor
 #pragma unroll
         for (int j = 0; j < PREP_PAIRS; j++) {
             const int d = lane + 32 * j;
-            if (d < half) {
-                const float x0 = a[j], x1 = b[j];
-                a[j] = x0 * cs[d] - x1 * sn[d];
-                b[j] = x1 * cs[d] + x0 * sn[d];
-            }
+            if (d < half) rotate_pair(a[j], b[j], cs[d], sn[d]);
         }
     }
     uint16_t *kc = store_k ? p.kcache + (size_t)pos * p.kv_dim + (size_t)head * hd : nullptr;
@@ -78,12 +74,7 @@ __global__ void __launch_bounds__(PREP_THREADS) prep_kernel(const __grid_constan
     const int half = p.head_dim / 2;
     bool rope = false;
     for (int j = 0; j < p.nt; j++) rope |= p.t[j].rope;
-    for (int d = threadIdx.x; rope && d < half; d += blockDim.x) {
-        double s, c;
-        sincos((double)((float)pos * p.inv_freq[d]), &s, &c);
-        cs[d] = (float)c;
-        sn[d] = (float)s;
-    }
+    for (int d = threadIdx.x; rope && d < half; d += blockDim.x) rope_cos_sin(pos, p.inv_freq[d], cs[d], sn[d]);
     __syncthreads();
     pdl_wait();
 

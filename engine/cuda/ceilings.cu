@@ -214,7 +214,7 @@ extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rat
     if ((e = sk::setup_gemv(prop.sharedMemPerBlockOptin)) != cudaSuccess) return cuda_fail(err, what, e);
 
     sk::launch_ctx l = {bn.stream, true, prop.multiProcessorCount, prop.sharedMemPerBlockOptin};
-    const int per_sm = sk::gemv_occupancy(glu, cols, 1);
+    const int per_sm = sk::gemv_occupancy(glu ? sk::GEMV_GLU : sk::GEMV_ROWS, cols, 1);
     const uint16_t *w0 = (const uint16_t *)bn.buf[0];
     /* Matrix j of copy i (gate, up of a copy side by side). */
     auto weight = [&](int i, int j) { return w0 + ((size_t)i * nw + j) * mat; };
@@ -226,7 +226,7 @@ extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rat
             for (int i = 0; i < copies && r == cudaSuccess; i++) {
                 sk::gemv_params p = {};
                 p.x = x, p.cols = cols, p.nvec = 1, p.nseg = nw, p.glu = glu;
-                for (int j = 0; j < nw; j++) p.seg[j] = sk::gemv_seg{weight(i, j), nullptr, y + (size_t)j * rows, rows};
+                for (int j = 0; j < nw; j++) p.seg[j] = sk::gemv_seg{weight(i, j), nullptr, y + (size_t)j * rows, rows, 0, nullptr};
                 r = sk::gemv(l, p, per_sm);
             }
             return r;

@@ -17,7 +17,7 @@ extern "C" {
 #define CB_GRAPHS 64
 /* Rotary tables cached per ss_rope. */
 #define CB_ROPES 4
-/* GEMV occupancy answers cached per (glu, cols). */
+/* GEMV occupancy answers cached per (kind, cols, nvec). */
 #define CB_OCCUPANCY 32
 
 typedef struct {
@@ -96,12 +96,12 @@ typedef struct {
 
     cb_rope ropes[CB_ROPES];
     struct {
-        bool glu;
-        int cols, nvec, blocks;
+        int kind, cols, nvec, blocks;
     } occupancy[CB_OCCUPANCY];
     int n_occupancy;
 
     cb_pending pend;
+
 
     cb_graph graphs_cache[CB_GRAPHS];
     uint64_t graph_clock;
@@ -112,7 +112,16 @@ typedef struct {
     ss_error failed;
 } cuda_backend;
 
-static inline cuda_backend *cb_of(ss_backend *b) { return (cuda_backend *)b->impl; }
+/* The device this thread last made current for a backend (cb_of keeps it right). */
+extern thread_local int cb_current_device;
+
+/* Every op starts here: with backends on several devices (tensor-parallel ranks driven by one
+ * thread), the op's device is made current first; with one device this is a compare. */
+static inline cuda_backend *cb_of(ss_backend *b) {
+    cuda_backend *c = (cuda_backend *)b->impl;
+    if (c->device != cb_current_device && cudaSetDevice(c->device) == cudaSuccess) cb_current_device = c->device;
+    return c;
+}
 
 static inline sk::launch_ctx cb_launch(const cuda_backend *c) {
     sk::launch_ctx l;
@@ -150,5 +159,9 @@ void cuda_silu_mul(ss_backend *b, float *gate, const float *up, size_t count);
 /* cuda_matmul.cu: out[n, rows] = x @ W^T (+ bias) through cuBLASLt (bf16 x, fp32 out). */
 void cb_gemm(cuda_backend *c, float *out, const float *x, const ss_weight *w, const ss_weight *bias, int n);
 void cb_gemm_destroy(cuda_backend *c);
+
+/* cuda_sampling.cu: the sample_rows op (temperature, top-k, top-p, min-p on the device). */
+void cuda_sample_rows(ss_backend *b, int *out_host, const float *logits, int rows, int vocab, const ss_sampling *s,
+                      const double *uniform);
 
 #endif

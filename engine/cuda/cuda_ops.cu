@@ -8,7 +8,9 @@
  *       three segments; batches up to SK_GEMV_MAX_VECTORS positions: decode, draft, verify)
  *   matmul(g, xn) + matmul(u, xn) + silu_mul(g, u)                  ->  one GEMV (gate/up, SiLU)
  *   matmul(y, a) + add(x, y)                                        ->  one GEMV (residual epilogue)
- *   rmsnorm(q, q) + rmsnorm(k, k) + rope(q) + rope(k) + kv_store    ->  one prep kernel
+ *   the q/k/v GEMV + rope(q) + rope(k) + kv_store                   ->  the same GEMV, rotating and
+ *       storing in its epilogue (llama-style models, no q/k norm)
+ *   rmsnorm(q, q) + rmsnorm(k, k) + rope(q) + rope(k) + kv_store    ->  one prep kernel (qwen3)
  *   add(x, y) + rmsnorm(out, x)                                     ->  one add+norm kernel
  * Every fusion keeps each op's visible effect (a fused norm still writes xn, a fused residual add
  * still writes y), and is taken only when the buffers involved are identical or disjoint, so the
@@ -40,13 +42,13 @@ static size_t fbytes(size_t count) { return count * sizeof(float); }
         }                                                               \
     } while (0)
 
-static int gemv_blocks_per_sm(cuda_backend *c, bool glu, int cols, int nvec) {
+static int gemv_blocks_per_sm(cuda_backend *c, int kind, int cols, int nvec) {
     for (int i = 0; i < c->n_occupancy; i++)
-        if (c->occupancy[i].glu == glu && c->occupancy[i].cols == cols && c->occupancy[i].nvec == nvec)
+        if (c->occupancy[i].kind == kind && c->occupancy[i].cols == cols && c->occupancy[i].nvec == nvec)
             return c->occupancy[i].blocks;
-    int blocks = sk::gemv_occupancy(glu, cols, nvec);
+    int blocks = sk::gemv_occupancy(kind, cols, nvec);
     int at = c->n_occupancy < CB_OCCUPANCY ? c->n_occupancy++ : (int)((unsigned)(cols + nvec) % CB_OCCUPANCY);
-    c->occupancy[at].glu = glu, c->occupancy[at].cols = cols, c->occupancy[at].nvec = nvec;
+    c->occupancy[at].kind = kind, c->occupancy[at].cols = cols, c->occupancy[at].nvec = nvec;
     c->occupancy[at].blocks = blocks;
     return blocks;
 }
@@ -88,7 +90,7 @@ static const float *rope_table(cuda_backend *c, const ss_rope *rope) {
 /* ---------------------------------------------------------------- launching what is pending */
 
 static void launch_gemv(cuda_backend *c, const sk::gemv_params &g) {
-    LAUNCHED(c, sk::gemv(cb_launch(c), g, gemv_blocks_per_sm(c, g.glu, g.cols, g.nvec)),
+    LAUNCHED(c, sk::gemv(cb_launch(c), g, gemv_blocks_per_sm(c, sk::gemv_kind(g), g.cols, g.nvec)),
              "gemv %d segment(s), %d cols, %d vectors", g.nseg, g.cols, g.nvec);
 }
 
@@ -162,7 +164,7 @@ void cuda_add(ss_backend *b, float *x, const float *y, size_t count) {
     cuda_backend *c = cb_of(b);
     if (!cb_ok(c) || !count) return;
     sk::gemv_params &g = c->pend.gemv;
-    if (c->pend.kind == PEND_GEMV && g.nseg == 1 && !g.glu && !g.residual && g.seg[0].out == y &&
+    if (c->pend.kind == PEND_GEMV && sk::gemv_kind(g) == sk::GEMV_ROWS && g.nseg == 1 && !g.residual && g.seg[0].out == y &&
         (size_t)g.nvec * g.seg[0].rows == count && !gemv_touches(g, x, fbytes(count))) {
         g.residual = x; /* out = W a, then x += out: the epilogue does both */
         return;
@@ -180,7 +182,7 @@ void cuda_silu_mul(ss_backend *b, float *gate, const float *up, size_t count) {
     cuda_backend *c = cb_of(b);
     if (!cb_ok(c) || !count) return;
     sk::gemv_params &g = c->pend.gemv;
-    if (c->pend.kind == PEND_GEMV && g.nseg == 2 && !g.glu && !g.residual && g.seg[0].out == gate &&
+    if (c->pend.kind == PEND_GEMV && sk::gemv_kind(g) == sk::GEMV_ROWS && g.nseg == 2 && !g.residual && g.seg[0].out == gate &&
         g.seg[1].out == up && g.seg[0].rows == g.seg[1].rows && (size_t)g.nvec * g.seg[0].rows == count) {
         g.glu = true;
         return;
@@ -266,7 +268,7 @@ void cuda_matmul(ss_backend *b, float *out, const float *x, const ss_weight *w, 
     if (bias && !bias->data) bias = nullptr;
     if (!cb_ok(c) || n <= 0 || !weight_ok(c, w, bias)) return;
     const int rows = w->rows, cols = w->cols;
-    const sk::gemv_seg seg = {wbits(w), wbits(bias), out, rows};
+    const sk::gemv_seg seg = {wbits(w), wbits(bias), out, rows, 0, nullptr};
     const size_t out_bytes = fbytes((size_t)n * rows);
     const bool gemv = sk::gemv_supported(cols, n, c->smem_optin);
     const size_t in_bytes = fbytes((size_t)n * cols);
@@ -285,6 +287,7 @@ void cuda_matmul(ss_backend *b, float *out, const float *x, const ss_weight *w, 
         sk::gemv_params &g = c->pend.gemv;
         const float *input = g.norm ? g.norm_out : g.x;
         if (input == x && g.cols == cols && g.nvec == n && !g.glu && !g.residual && g.nseg < SK_GEMV_MAX_SEGS &&
+            (sk::gemv_kind(g) != sk::GEMV_PAIRS || rows % 2 == 0) &&
             !gemv_touches(g, out, out_bytes)) {
             g.seg[g.nseg++] = seg;
             return;
@@ -303,7 +306,7 @@ void cuda_matmul(ss_backend *b, float *out, const float *x, const ss_weight *w, 
         for (int first = 0; first < n; first += fit) {
             sk::gemv_params g = {};
             g.x = x + (size_t)first * cols, g.cols = cols, g.nvec = n - first < fit ? n - first : fit, g.nseg = 1;
-            g.seg[0] = sk::gemv_seg{wbits(w), wbits(bias), out + (size_t)first * rows, rows};
+            g.seg[0] = sk::gemv_seg{wbits(w), wbits(bias), out + (size_t)first * rows, rows, 0, nullptr};
             launch_gemv(c, g);
         }
     } else if (cols % 8 || rows % 4 || cols > (1 << 20)) {
@@ -316,6 +319,47 @@ void cuda_matmul(ss_backend *b, float *out, const float *x, const ss_weight *w, 
 
 /* ---------------------------------------------------------------- rope, KV store */
 
+/* The pending GEMV that a rope / KV store may join as an epilogue: q/k/v segments (plain rows, no
+ * residual, every segment of even rows) over this batch. */
+static sk::gemv_params *pending_qkv(cuda_backend *c, int n) {
+    sk::gemv_params &g = c->pend.gemv;
+    if (!c->fuse || c->pend.kind != PEND_GEMV || g.glu || g.residual || g.nvec != n) return nullptr;
+    for (int s = 0; s < g.nseg; s++)
+        if (g.seg[s].rows % 2) return nullptr;
+    return &g;
+}
+
+/* rope(x) right after the GEMV that wrote x: the GEMV rotates that segment in its epilogue. */
+static bool rope_into_gemv(cuda_backend *c, float *x, int n, int heads, int hd, const float *table) {
+    sk::gemv_params *g = pending_qkv(c, n);
+    if (!g || (g->inv_freq && g->inv_freq != table)) return false;
+    for (int s = 0; s < g->nseg; s++) {
+        sk::gemv_seg &seg = g->seg[s];
+        if (seg.out == x && seg.rows == heads * hd && !seg.rope_hd && !seg.cache) {
+            seg.rope_hd = hd;
+            g->inv_freq = table, g->positions = c->d_positions;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* kv_store(k, v) right after the GEMV that wrote k and v: the GEMV stores them in its epilogue. */
+static bool store_into_gemv(cuda_backend *c, void *kcache, void *vcache, const float *k, const float *v, int n,
+                            int kv_dim) {
+    sk::gemv_params *g = pending_qkv(c, n);
+    if (!g) return false;
+    int ks = -1, vs = -1;
+    for (int s = 0; s < g->nseg; s++) {
+        if (g->seg[s].out == k && g->seg[s].rows == kv_dim && !g->seg[s].cache) ks = s;
+        if (g->seg[s].out == v && g->seg[s].rows == kv_dim && !g->seg[s].cache && !g->seg[s].rope_hd) vs = s;
+    }
+    if (ks < 0 || vs < 0 || ks == vs) return false;
+    g->seg[ks].cache = (uint16_t *)kcache, g->seg[vs].cache = (uint16_t *)vcache;
+    g->positions = c->d_positions;
+    return true;
+}
+
 void cuda_rope(ss_backend *b, float *x, int n, int heads, const ss_rope *rope) {
     cuda_backend *c = cb_of(b);
     if (!cb_ok(c) || n <= 0 || heads <= 0) return;
@@ -326,6 +370,7 @@ void cuda_rope(ss_backend *b, float *x, int n, int heads, const ss_rope *rope) {
     if (n > c->n) return cb_fail(c, SS_EARG, "cuda backend: rope over %d positions, the batch has %d", n, c->n);
     const float *table = rope_table(c, rope);
     if (!table) return;
+    if (rope_into_gemv(c, x, n, heads, hd, table)) return;
     sk::prep_params &p = c->pend.prep;
     if (c->pend.kind == PEND_PREP && !p.store && p.n == n && (p.head_dim == hd || p.nt == 0) &&
         (!p.inv_freq || p.inv_freq == table)) {
@@ -357,6 +402,7 @@ void cuda_kv_store(ss_backend *b, void *kcache, void *vcache, const float *k, co
     cuda_backend *c = cb_of(b);
     if (!cb_ok(c) || n <= 0 || kv_dim <= 0) return;
     if (n > c->n) return cb_fail(c, SS_EARG, "cuda backend: kv_store of %d positions, the batch has %d", n, c->n);
+    if (store_into_gemv(c, kcache, vcache, k, v, n, kv_dim)) return;
     sk::prep_params &p = c->pend.prep;
     if (c->pend.kind == PEND_PREP && !p.store && p.n == n) {
         int slot = -1;
