@@ -31,6 +31,14 @@ ss_status ss_cuda_gemm_rate(int m, int n, int k, double *flops_per_s, ss_error *
  * the SiLU epilogue), launched back to back over enough weight copies to defeat L2. */
 ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rates *out, ss_error *err);
 
+/* Seconds per kernel boundary: back-to-back launches of an empty kernel with PDL (the floor under
+ * every kernel of a decode step). */
+ss_status ss_cuda_boundary_time(double *seconds, ss_error *err);
+
+/* Seconds per decode-attention launch (one query at position context - 1, random bf16 cache),
+ * back to back: the attention kernel of a decode step at that context. */
+ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_dim, int context, double *seconds, ss_error *err);
+
 #else
 
 static inline ss_status ss_cuda_copy_bandwidth(double *bytes_per_s, ss_error *err) {
@@ -48,6 +56,18 @@ static inline ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_
     (void)rows, (void)cols, (void)glu;
     *out = (ss_gemv_rates){0};
     return ss_fail(err, SS_EUNSUPPORTED, "GEMV rate: built without CUDA");
+}
+
+static inline ss_status ss_cuda_boundary_time(double *seconds, ss_error *err) {
+    *seconds = 0;
+    return ss_fail(err, SS_EUNSUPPORTED, "kernel boundary: built without CUDA");
+}
+
+static inline ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_dim, int context, double *seconds,
+                                               ss_error *err) {
+    (void)heads, (void)kv_heads, (void)head_dim, (void)context;
+    *seconds = 0;
+    return ss_fail(err, SS_EUNSUPPORTED, "attention time: built without CUDA");
 }
 
 #endif

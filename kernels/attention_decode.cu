@@ -17,7 +17,7 @@ namespace sk {
 
 #define DEC_THREADS 128
 #define DEC_WARPS (DEC_THREADS / 32)
-#define DEC_U 4
+#define DEC_U 8
 #define MIN_KEYS 64
 #define MAX_SPLITS 64
 
@@ -98,25 +98,41 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const __grid_c
             kr[u] = ok ? load_nc16(kbase + (size_t)t * p.kv_dim) : make_uint4(0, 0, 0, 0);
             vr[u] = ok ? load_nc16(vbase + (size_t)t * p.kv_dim) : make_uint4(0, 0, 0, 0);
         }
+        /* The U scores first (independent chains: their shuffles overlap), then one rescale of
+         * the running state for the U keys instead of one per key. */
+        float score[DEC_U];
 #pragma unroll
         for (int u = 0; u < DEC_U; u++) {
-            float k[8], v[8];
+            float k[8];
             unpack8(kr[u], k);
-            float score = 0.0f;
+            score[u] = 0.0f;
 #pragma unroll
-            for (int d = 0; d < 8; d++) score = fmaf(q[d], k[d], score);
-#pragma unroll
-            for (int o = LPK / 2; o > 0; o >>= 1) score += __shfl_xor_sync(0xffffffffu, score, o);
-            if (t0 + u * KPW + slot < end) { /* the same for every lane of the group */
-                unpack8(vr[u], v);
-                const float m = fmaxf(st.m, score);
-                const float c = expf(st.m - m), e = expf(score - m);
-                st.l = st.l * c + e;
-#pragma unroll
-                for (int d = 0; d < 8; d++) st.acc[d] = st.acc[d] * c + e * v[d];
-                st.m = m;
-            }
+            for (int d = 0; d < 8; d++) score[u] = fmaf(q[d], k[d], score[u]);
         }
+#pragma unroll
+        for (int o = LPK / 2; o > 0; o >>= 1)
+#pragma unroll
+            for (int u = 0; u < DEC_U; u++) score[u] += __shfl_xor_sync(0xffffffffu, score[u], o);
+        float m = st.m;
+#pragma unroll
+        for (int u = 0; u < DEC_U; u++) /* validity is the same for every lane of the group */
+            if (t0 + u * KPW + slot < end) m = fmaxf(m, score[u]);
+        if (m == -INFINITY) continue; /* no key of this group in range */
+        const float c = expf(st.m - m);
+        st.l *= c;
+#pragma unroll
+        for (int d = 0; d < 8; d++) st.acc[d] *= c;
+#pragma unroll
+        for (int u = 0; u < DEC_U; u++) {
+            if (t0 + u * KPW + slot >= end) continue;
+            float v[8];
+            unpack8(vr[u], v);
+            const float e = expf(score[u] - m);
+            st.l += e;
+#pragma unroll
+            for (int d = 0; d < 8; d++) st.acc[d] = fmaf(e, v[d], st.acc[d]);
+        }
+        st.m = m;
     }
     /* Merge the key groups of the warp, then the warps. */
 #pragma unroll

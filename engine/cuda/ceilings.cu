@@ -252,3 +252,89 @@ extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rat
     if (st == SS_OK) out->cublas = (double)wbytes * copies / s;
     return st;
 }
+
+namespace {
+
+/* An empty kernel that keeps the PDL protocol: the cost of one kernel boundary. */
+__global__ void empty_kernel() {
+    sk::pdl_launch_dependents();
+    sk::pdl_wait();
+}
+
+#define CHAIN 64 /* launches per timed repetition: one launch is below the timer's resolution */
+
+} // namespace
+
+extern "C" ss_status ss_cuda_boundary_time(double *seconds, ss_error *err) {
+    *seconds = 0;
+    bench bn;
+    const char *what = "kernel boundary";
+    ss_status st = start(bn, what, err);
+    if (st) return st;
+    cudaDeviceProp prop;
+    cudaError_t e = cudaGetDeviceProperties(&prop, 0);
+    if (e != cudaSuccess) return cuda_fail(err, what, e);
+    sk::launch_ctx l = {bn.stream, true, prop.multiProcessorCount, prop.sharedMemPerBlockOptin};
+    double s = 0;
+    st = median_seconds(
+        bn,
+        [&] {
+            cudaError_t r = cudaSuccess;
+            for (int i = 0; i < CHAIN && r == cudaSuccess; i++)
+                r = sk::launch_kernel(l, empty_kernel, dim3(prop.multiProcessorCount), dim3(128), 0);
+            return r;
+        },
+        what, &s, err);
+    if (st == SS_OK) *seconds = s / CHAIN;
+    return st;
+}
+
+extern "C" ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_dim, int context, double *seconds,
+                                            ss_error *err) {
+    *seconds = 0;
+    if (heads <= 0 || kv_heads <= 0 || heads % kv_heads || head_dim % 8 || head_dim > SK_PREP_MAX_HEAD_DIM ||
+        context < 1)
+        return ss_fail(err, SS_EARG, "attention time: %d/%d heads of %d at context %d", heads, kv_heads, head_dim,
+                       context);
+    bench bn;
+    const char *what = "attention time";
+    cudaDeviceProp prop;
+    cudaError_t e = cudaGetDeviceProperties(&prop, 0);
+    if (e != cudaSuccess) return cuda_fail(err, what, e);
+    const int kv_dim = kv_heads * head_dim, splits = sk::attn_decode_splits(heads, prop.multiProcessorCount);
+    const size_t cache = (size_t)context * kv_dim, qn = (size_t)heads * head_dim;
+    const size_t partial = sk::attn_partial_floats(1, heads, kv_heads, head_dim, splits, false);
+    const size_t counters = sk::attn_counters(1, heads, kv_heads, false);
+    ss_status st;
+    if ((st = start(bn, what, err)) || (st = alloc(bn, 0, cache * 2 * 2, what, err)) ||
+        (st = alloc(bn, 1, qn * 4 * 2, what, err)) || (st = alloc(bn, 2, partial * 4 + 64, what, err)) ||
+        (st = alloc(bn, 3, counters * 4 + sizeof(int), what, err)))
+        return st;
+    uint16_t *kc = (uint16_t *)bn.buf[0];
+    float *q = (float *)bn.buf[1];
+    fill_uniform<<<fill_grid(2 * cache), 256, 0, bn.stream>>>(kc, nullptr, 2 * cache, 5u);
+    fill_uniform<<<fill_grid(qn), 256, 0, bn.stream>>>(nullptr, q, qn, 6u);
+    int *pos = (int *)((unsigned *)bn.buf[3] + counters);
+    const int last = context - 1;
+    if ((e = cudaMemsetAsync(bn.buf[3], 0, counters * 4, bn.stream)) ||
+        (e = cudaMemcpyAsync(pos, &last, sizeof last, cudaMemcpyHostToDevice, bn.stream)) ||
+        (e = cudaStreamSynchronize(bn.stream)) || (e = sk::setup_attention(prop.sharedMemPerBlockOptin)))
+        return cuda_fail(err, what, e);
+    sk::attn_params p = {};
+    p.out = q + qn, p.q = q, p.kcache = kc, p.vcache = kc + cache, p.positions = pos;
+    p.n = 1, p.heads = heads, p.kv_heads = kv_heads, p.head_dim = head_dim, p.kv_dim = kv_dim;
+    p.scale = 1.0f / sqrtf((float)head_dim), p.splits = splits;
+    p.partial = (float *)bn.buf[2], p.counters = (unsigned *)bn.buf[3];
+    sk::launch_ctx l = {bn.stream, true, prop.multiProcessorCount, prop.sharedMemPerBlockOptin};
+    double s = 0;
+    st = median_seconds(
+        bn,
+        [&] {
+            cudaError_t r = cudaSuccess;
+            for (int i = 0; i < CHAIN && r == cudaSuccess; i++) r = sk::attn_decode(l, p);
+            return r;
+        },
+        what, &s, err);
+    if (st == SS_OK) *seconds = s / CHAIN;
+    return st;
+}

@@ -56,5 +56,27 @@ int main(int argc, char **argv) {
         printf("%-15s %7d %6d %10.1f %14.1f %7.1f%% %7.2fx\n", shapes[i].what, shapes[i].rows, shapes[i].cols,
                r.gemv / 1e9, r.cublas / 1e9, 100 * r.gemv / copy, r.gemv / r.cublas);
     }
+    double boundary = 0;
+    if (ss_cuda_boundary_time(&boundary, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    printf("kernel boundary (empty kernels back to back, PDL): %.2f us\n", boundary * 1e6);
+    static const struct {
+        const char *what;
+        int heads, kv_heads, head_dim;
+    } attn[] = {{"1b", 32, 8, 64}, {"8b", 32, 8, 128}};
+    static const int contexts[] = {128, 4096};
+    for (size_t i = 0; i < sizeof attn / sizeof *attn; i++)
+        for (size_t j = 0; j < sizeof contexts / sizeof *contexts; j++) {
+            double s = 0;
+            if (ss_cuda_attention_time(attn[i].heads, attn[i].kv_heads, attn[i].head_dim, contexts[j], &s, &err)) {
+                fprintf(stderr, "%s\n", err.msg);
+                return 1;
+            }
+            double kv = 2.0 * contexts[j] * attn[i].kv_heads * attn[i].head_dim * 2;
+            printf("attention decode %s @%d: %.2f us, KV %.2f MB at %.1f%% of copy bandwidth\n", attn[i].what,
+                   contexts[j], s * 1e6, kv / 1e6, 100 * kv / s / copy);
+        }
     return 0;
 }
