@@ -34,6 +34,7 @@ typedef struct {
     ss_rng rng;
     ss_ids seq;              /* prompt + emitted (+ drafts while a round runs) */
     ss_stream_decoder *dec;
+    char *last_piece; /* the last token's piece with the decoder's flush (with_tail) */
     ss_result *out;
     float *target_logits;    /* [(SS_MAX_K + 1), target vocab] */
     float *draft_logits;     /* [draft vocab]: the draft's prediction for the next position */
@@ -104,6 +105,22 @@ static bool is_stop(const gen *G, int id) {
     return false;
 }
 
+/* The last token's piece with whatever the decoder still holds (the bytes of a character the
+ * generation stopped inside, repaired as the final text is), so that the streamed pieces add up to
+ * the result's text. "" when out of memory, like the decoder itself. */
+static const char *with_tail(gen *G, const char *piece) {
+    size_t n = strlen(piece);
+    char *head = realloc(G->last_piece, n + 1); /* piece lives in the decoder, which flush reuses */
+    if (!head) return "";
+    G->last_piece = memcpy(head, piece, n + 1);
+    const char *tail = ss_stream_decoder_flush(G->dec);
+    size_t t = strlen(tail);
+    char *joined = realloc(G->last_piece, n + t + 1);
+    if (!joined) return "";
+    memcpy(joined + n, tail, t + 1);
+    return G->last_piece = joined;
+}
+
 static ss_status emit(gen *G, int id, char source, ss_error *err) {
     ss_result *out = G->out;
     if (ss_ids_push(&G->seq, id, err) || ss_ids_push(&out->tokens, id, err)) return err->status;
@@ -113,11 +130,12 @@ static ss_status emit(gen *G, int id, char source, ss_error *err) {
     src[out->tokens.n - 1] = source;
     src[out->tokens.n] = 0;
     out->stats.generated++;
+    if ((G->params->stop_at_eos && is_stop(G, id)) || out->stats.generated >= G->params->max_tokens) G->finished = true;
     if (G->cb && G->cb->on_token) {
         const char *piece = G->dec ? ss_stream_decoder_push(G->dec, id) : "";
+        if (G->finished && G->dec) piece = with_tail(G, piece);
         G->cb->on_token(G->cb->ud, piece, id, source);
     }
-    if ((G->params->stop_at_eos && is_stop(G, id)) || out->stats.generated >= G->params->max_tokens) G->finished = true;
     return SS_OK;
 }
 
@@ -361,6 +379,7 @@ static void free_buffers(gen *G) {
     free(G->draft_probs);
     ss_ids_free(&G->seq);
     if (G->dec) ss_stream_decoder_free(G->dec);
+    free(G->last_piece);
 }
 
 static void finish_stats(gen *G, double t_start) {
