@@ -162,8 +162,12 @@ cudaError_t setup_attention(size_t smem_optin);
 
 /* ---------------------------------------------------------------- sampling.cu */
 
+/* Device scratch that argmax_rows and sample_rows share (any rows): zero before their first launch,
+ * and each launch leaves it zero again. */
+size_t sampling_scratch_bytes();
+
 /* out[r] = index of the largest logit of row r (the lowest index on ties; NaN loses), as ss_argmax. */
-cudaError_t argmax_rows(const launch_ctx &c, int *out, const float *logits, int rows, int vocab);
+cudaError_t argmax_rows(const launch_ctx &c, int *out, const float *logits, int rows, int vocab, void *scratch);
 
 #define SK_SAMPLE_MAX_ROWS 32        /* rows per sample_rows launch (their uniforms travel by value) */
 #define SK_SAMPLE_MAX_VOCAB (1 << 20) /* weights summed as integers (w * 2^43) stay below 2^63 */
@@ -180,7 +184,7 @@ struct sample_params {
 /* out[r] = the token that ss_sample_with draws from row r with p.uniform[r] (rows <= SK_SAMPLE_MAX_ROWS,
  * vocab <= SK_SAMPLE_MAX_VOCAB): temperature, top-k, top-p and min-p as engine/sampler.c. */
 cudaError_t sample_rows(const launch_ctx &c, int *out, const float *logits, int rows, int vocab,
-                        const sample_params &p);
+                        const sample_params &p, void *scratch);
 
 } // namespace sk
 

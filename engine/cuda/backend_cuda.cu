@@ -373,16 +373,10 @@ static void cuda_argmax_rows(ss_backend *b, int *out_host, const float *logits, 
     cuda_backend *c = cb_of(b);
     memset(out_host, 0, (size_t)(rows > 0 ? rows : 0) * sizeof *out_host);
     if (rows <= 0 || vocab <= 0 || !host_copy_allowed(c)) return;
+    int *ids = cb_reserve_ids(c, rows);
     size_t bytes = (size_t)rows * sizeof(int);
-    if (c->ids.bytes < bytes || !c->h_ids) {
-        cudaFreeHost(c->h_ids);
-        c->h_ids = NULL;
-        if (!cb_reserve(c, &c->ids, bytes, "argmax ids") ||
-            !cb_check(c, cudaMallocHost((void **)&c->h_ids, c->ids.bytes), "argmax ids"))
-            return;
-    }
-    if (cb_check(c, sk::argmax_rows(cb_launch(c), (int *)c->ids.p, logits, rows, vocab), "argmax") &&
-        cb_check(c, cudaMemcpyAsync(c->h_ids, c->ids.p, bytes, cudaMemcpyDeviceToHost, c->stream), "argmax ids") &&
+    if (ids && cb_check(c, sk::argmax_rows(cb_launch(c), ids, logits, rows, vocab, c->ids.p), "argmax") &&
+        cb_check(c, cudaMemcpyAsync(c->h_ids, ids, bytes, cudaMemcpyDeviceToHost, c->stream), "argmax ids") &&
         cb_check(c, cudaStreamSynchronize(c->stream), "argmax"))
         memcpy(out_host, c->h_ids, bytes);
 }

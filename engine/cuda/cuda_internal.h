@@ -88,7 +88,11 @@ typedef struct {
     int batch_cap, n;
     cudaEvent_t batch_copied; /* the staging may be rewritten once this has passed */
 
-    cb_scratch act_bf16;     /* activations converted for cuBLAS */
+    cb_scratch act_bf16;     /* activations converted for cuBLAS ... */
+    const float *act_src;    /* ... from these fp32 activations (count act_count), */
+    size_t act_count;
+    uint64_t act_seq;        /* by the op numbered act_seq (cuda_matmul.cu reuses it) */
+    uint64_t op_seq;         /* ops begun so far (cb_of counts them) */
     cb_scratch attn_partial; /* split-KV partial results */
     cb_scratch attn_counters;
     cb_scratch ids; /* argmax_rows results */
@@ -115,10 +119,12 @@ typedef struct {
 /* The device this thread last made current for a backend (cb_of keeps it right). */
 extern thread_local int cb_current_device;
 
-/* Every op starts here: with backends on several devices (tensor-parallel ranks driven by one
+/* Every op starts here (and is counted: the bf16 copy of a matmul's input is reused by the matmul
+ * right after it only). With backends on several devices (tensor-parallel ranks driven by one
  * thread), the op's device is made current first; with one device this is a compare. */
 static inline cuda_backend *cb_of(ss_backend *b) {
     cuda_backend *c = (cuda_backend *)b->impl;
+    c->op_seq++;
     if (c->device != cb_current_device && cudaSetDevice(c->device) == cudaSuccess) cb_current_device = c->device;
     return c;
 }
@@ -160,7 +166,10 @@ void cuda_silu_mul(ss_backend *b, float *gate, const float *up, size_t count);
 void cb_gemm(cuda_backend *c, float *out, const float *x, const ss_weight *w, const ss_weight *bias, int n);
 void cb_gemm_destroy(cuda_backend *c);
 
-/* cuda_sampling.cu: the sample_rows op (temperature, top-k, top-p, min-p on the device). */
+/* cuda_sampling.cu: the sample_rows op (temperature, top-k, top-p, min-p on the device), and
+ * c->ids: the scratch argmax_rows and sample_rows share (at c->ids.p) followed by room for rows ids
+ * (returned; NULL on failure, recorded, or inside a capture), with c->h_ids a pinned copy's room. */
+int *cb_reserve_ids(cuda_backend *c, int rows);
 void cuda_sample_rows(ss_backend *b, int *out_host, const float *logits, int rows, int vocab, const ss_sampling *s,
                       const double *uniform);
 

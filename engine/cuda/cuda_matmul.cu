@@ -73,10 +73,17 @@ static cb_gemm_plan *plan_for(cuda_backend *c, int m, int n, int k) {
 void cb_gemm(cuda_backend *c, float *out, const float *x, const ss_weight *w, const ss_weight *bias, int n) {
     const int m = w->rows, k = w->cols;
     const size_t count = (size_t)n * k;
+    const void *before = c->act_bf16.p;
     if (!cb_reserve(c, &c->act_bf16, count * 2, "bf16 activations")) return;
     const sk::launch_ctx l = cb_launch(c);
     uint16_t *xb = (uint16_t *)c->act_bf16.p;
-    if (!cb_check(c, sk::to_bf16(l, xb, x, count), "activations to bf16")) return;
+    /* q, k and v (gate and up) read one input in consecutive matmuls: one conversion serves them.
+     * Any other op in between (cb_of counts every op) may have written x, and so converts again. */
+    const bool fresh = c->act_src == x && c->act_count == count && c->act_seq + 1 == c->op_seq && before == xb;
+    if (!fresh && !cb_check(c, sk::to_bf16(l, xb, x, count), "activations to bf16")) return;
+    c->act_src = x, c->act_count = count, c->act_seq = c->op_seq;
+    const uintptr_t o = (uintptr_t)out, xs = (uintptr_t)x, ob = (size_t)n * m * sizeof(float);
+    if (o < xs + count * sizeof(float) && xs < o + ob) c->act_src = nullptr; /* this product overwrites x */
     cb_gemm_plan *p = plan_for(c, m, n, k);
     if (!p) return;
     const float alpha = 1.0f, beta = 0.0f;

@@ -1,9 +1,24 @@
 /* cuda_sampling.cu — the sample_rows op: temperature, top-k, top-p and min-p sampling on the device
  * (kernels/sampling.cu), so that sampled decoding copies back one id per row instead of the
- * logits. The uniforms come from the host's RNG, so a seed gives the host path's tokens. */
+ * logits. The uniforms come from the host's RNG, so a seed gives the host path's tokens. Also the
+ * device buffer argmax_rows and sample_rows share. */
 #include <string.h>
 
 #include "cuda_internal.h"
+
+/* c->ids holds the samplers' scratch (sk::sampling_scratch_bytes(), kept zero by the kernels) and
+ * after it the ids of up to `rows` rows; c->h_ids is a pinned buffer of c->ids.bytes, freed whenever
+ * c->ids is replaced, so it always fits the ids. */
+int *cb_reserve_ids(cuda_backend *c, int rows) {
+    size_t scratch = sk::sampling_scratch_bytes(), had = c->ids.bytes;
+    if (!cb_reserve(c, &c->ids, scratch + (size_t)rows * sizeof(int), "sampling scratch")) return NULL;
+    if (c->ids.bytes != had || !c->h_ids) {
+        cudaFreeHost(c->h_ids);
+        c->h_ids = NULL;
+        if (!cb_check(c, cudaMallocHost((void **)&c->h_ids, c->ids.bytes), "pinned ids")) return NULL;
+    }
+    return (int *)((char *)c->ids.p + scratch);
+}
 
 void cuda_sample_rows(ss_backend *b, int *out_host, const float *logits, int rows, int vocab, const ss_sampling *s,
                       const double *uniform) {
@@ -28,11 +43,8 @@ void cuda_sample_rows(ss_backend *b, int *out_host, const float *logits, int row
         c->capture_spoiled = true;
         return;
     }
-    /* c->ids is argmax_rows' scratch too. Asking for one launch's ids (128 bytes) never grows it past
-     * the 1 MiB its first reservation rounds up to, so argmax_rows' pinned copy of that size stays
-     * valid; the ids come back here through a plain copy to out_host. */
-    size_t bytes = SK_SAMPLE_MAX_ROWS * sizeof(int);
-    if (!cb_ok(c) || !cb_reserve(c, &c->ids, bytes, "sample ids")) return;
+    int *ids = cb_ok(c) ? cb_reserve_ids(c, SK_SAMPLE_MAX_ROWS) : NULL;
+    if (!ids) return;
     sk::sample_params p = {};
     p.temperature = s->temperature;
     p.top_k = s->top_k;
@@ -40,13 +52,13 @@ void cuda_sample_rows(ss_backend *b, int *out_host, const float *logits, int row
     p.min_p = s->min_p;
     for (int r = 0; r < rows; r += SK_SAMPLE_MAX_ROWS) {
         int count = rows - r < SK_SAMPLE_MAX_ROWS ? rows - r : SK_SAMPLE_MAX_ROWS;
+        size_t bytes = (size_t)count * sizeof(int);
         memcpy(p.uniform, uniform + r, (size_t)count * sizeof *uniform);
         const float *first = logits + (size_t)r * (size_t)vocab;
-        if (!cb_check(c, sk::sample_rows(cb_launch(c), (int *)c->ids.p, first, count, vocab, p), "sample") ||
-            !cb_check(c, cudaMemcpyAsync(out_host + r, c->ids.p, (size_t)count * sizeof(int), cudaMemcpyDeviceToHost,
-                                         c->stream),
-                      "sample ids") ||
+        if (!cb_check(c, sk::sample_rows(cb_launch(c), ids, first, count, vocab, p, c->ids.p), "sample") ||
+            !cb_check(c, cudaMemcpyAsync(c->h_ids, ids, bytes, cudaMemcpyDeviceToHost, c->stream), "sample ids") ||
             !cb_check(c, cudaStreamSynchronize(c->stream), "sample"))
             return;
+        memcpy(out_host + r, c->h_ids, bytes);
     }
 }

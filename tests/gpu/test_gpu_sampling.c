@@ -1,7 +1,9 @@
 /* test_gpu_sampling.c — token choice on the device against the host sampler (engine/sampler.c):
- *  - argmax_rows against ss_argmax on random rows of a 128k vocabulary with ties, NaN and -inf;
+ *  - argmax_rows against ss_argmax on random rows of a 128k vocabulary with ties, NaN and -inf, and
+ *    on vocabularies that split unevenly over the kernel's blocks, with more rows than one launch;
  *  - sample_rows with fixed uniforms against ss_sample_with given the same uniform, for temperature,
- *    top-k, top-p and min-p settings on random rows and on rows full of ties. The device computes
+ *    top-k, top-p and min-p settings on random rows, on rows full of ties and next to a row of only
+ *    -inf (which gives token 0 while the rows around it draw). The device computes
  *    expf and sums differently in the last bits, so a draw may differ where u, or a top-p / min-p
  *    cut, lies within rounding distance of a boundary: a differing token is accepted only when the
  *    host itself picks it for u - 1e-6 or u + 1e-6, or when the row's top-p / min-p cut is within
@@ -64,6 +66,37 @@ static void test_argmax(void) {
     free(l);
 }
 
+/* Vocabularies that split unevenly over the kernel's blocks (1, 33, 1025, 151943 tokens), the
+ * maximum in the first or the last element, and more rows than one launch takes (5000 > 4096). */
+static void test_argmax_shapes(void) {
+    static const struct {
+        int rows, vocab;
+    } shapes[] = {{3, 1}, {3, 33}, {6, 1025}, {6, 151943}, {5000, 97}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        int rows = shapes[k].rows, vocab = shapes[k].vocab, wrong = 0;
+        float *l = gpu_random((size_t)rows * vocab, 12.0f, false);
+        for (int r = 0; r < rows; r++) {
+            float *row = l + (size_t)r * vocab;
+            if (r % 3 == 0) row[vocab - 1] = 99.0f;
+            else if (r % 3 == 1) row[0] = 99.0f;
+        }
+        float *d = upload(l, (size_t)rows * vocab);
+        int *ids = malloc((size_t)rows * sizeof *ids);
+        be->ops->argmax_rows(be, ids, d, rows, vocab);
+        if (synced("argmax_rows shapes"))
+            for (int r = 0; r < rows; r++) {
+                int want = ss_argmax(l + (size_t)r * vocab, vocab);
+                if (ids[r] != want && wrong++ < 3)
+                    CHECK_MSG(0, "argmax_rows %d x %d, row %d: %d, ss_argmax says %d", rows, vocab, r, ids[r], want);
+            }
+        CHECK_MSG(wrong == 0, "argmax_rows %d x %d: %d rows wrong", rows, vocab, wrong);
+        printf("argmax_rows: %d rows of %d match ss_argmax (%d wrong)\n", rows, vocab, wrong);
+        be->ops->free(be, d);
+        free(ids);
+        free(l);
+    }
+}
+
 /* ---------------------------------------------------------------- sample_rows with fixed uniforms */
 
 static int cmp_float(const void *a, const void *b) {
@@ -104,7 +137,8 @@ typedef struct {
     const char *label;
     ss_sampling s;
     int vocab;
-    bool ties; /* logits rounded to halves: large groups of equal values at every cut */
+    bool ties;     /* logits rounded to halves: large groups of equal values at every cut */
+    bool dead_row; /* the first row all -inf: no weight at all (token 0), while the others draw */
 } sample_case;
 
 typedef struct {
@@ -117,6 +151,8 @@ static void sample_case_run(const sample_case *c, sample_tally *t) {
     float *rows = gpu_random((size_t)ROWS * vocab, 6.0f, false);
     if (c->ties)
         for (size_t i = 0; i < (size_t)ROWS * vocab; i++) rows[i] = roundf(rows[i] * 2.0f) / 2.0f;
+    if (c->dead_row)
+        for (int j = 0; j < vocab; j++) rows[j] = -INFINITY;
     float *all = malloc((size_t)n * vocab * sizeof *all);
     double *u = malloc((size_t)n * sizeof *u);
     ss_rng rng;
@@ -162,19 +198,22 @@ static void sample_case_run(const sample_case *c, sample_tally *t) {
 static void test_sample_fixed_uniforms(void) {
 #define S(T, K, P, MINP) {.temperature = T, .top_k = K, .top_p = P, .min_p = MINP, .repeat_penalty = 1.0f, .seed = 1}
     const sample_case cases[] = {
-        {"temperature 1", S(1.0f, 0, 1.0f, 0.0f), 1000, false},
-        {"temperature 0.7", S(0.7f, 0, 1.0f, 0.0f), 128256, false},
-        {"temperature 2.5", S(2.5f, 0, 1.0f, 0.0f), 151936, false},
-        {"top-k 40, T 0.8", S(0.8f, 40, 1.0f, 0.0f), 128256, false},
-        {"top-k 1 (ties at the top kept)", S(1.0f, 1, 1.0f, 0.0f), 32000, true},
-        {"top-k 50 over ties", S(0.9f, 50, 1.0f, 0.0f), 128256, true},
-        {"top-k >= vocab (off)", S(1.0f, 5000, 1.0f, 0.0f), 4000, false},
-        {"top-p 0.9, T 0.8", S(0.8f, 0, 0.9f, 0.0f), 128256, false},
-        {"top-p 0.5 over ties", S(1.0f, 0, 0.5f, 0.0f), 50000, true},
-        {"top-p 0 (the largest, ties kept)", S(1.0f, 0, 0.0f, 0.0f), 20000, true},
-        {"top-k 40 + top-p 0.95, T 0.6", S(0.6f, 40, 0.95f, 0.0f), 256000, false},
-        {"min-p 0.05, T 1.3", S(1.3f, 0, 1.0f, 0.05f), 128256, false},
-        {"top-k 100 + top-p 0.8 + min-p 0.1", S(1.0f, 100, 0.8f, 0.1f), 151936, false},
+        {"temperature 1", S(1.0f, 0, 1.0f, 0.0f), 1000, false, false},
+        {"temperature 0.7", S(0.7f, 0, 1.0f, 0.0f), 128256, false, false},
+        {"temperature 2.5", S(2.5f, 0, 1.0f, 0.0f), 151936, false, false},
+        {"top-k 40, T 0.8", S(0.8f, 40, 1.0f, 0.0f), 128256, false, false},
+        {"top-k 1 (ties at the top kept)", S(1.0f, 1, 1.0f, 0.0f), 32000, true, false},
+        {"top-k 50 over ties", S(0.9f, 50, 1.0f, 0.0f), 128256, true, false},
+        {"top-k >= vocab (off)", S(1.0f, 5000, 1.0f, 0.0f), 4000, false, false},
+        {"top-p 0.9, T 0.8", S(0.8f, 0, 0.9f, 0.0f), 128256, false, false},
+        {"top-p 0.5 over ties", S(1.0f, 0, 0.5f, 0.0f), 50000, true, false},
+        {"top-p 0 (the largest, ties kept)", S(1.0f, 0, 0.0f, 0.0f), 20000, true, false},
+        {"top-k 40 + top-p 0.95, T 0.6", S(0.6f, 40, 0.95f, 0.0f), 256000, false, false},
+        {"min-p 0.05, T 1.3", S(1.3f, 0, 1.0f, 0.05f), 128256, false, false},
+        {"top-k 100 + top-p 0.8 + min-p 0.1", S(1.0f, 100, 0.8f, 0.1f), 151936, false, false},
+        {"top-k 40 + top-p 0.9, one row all -inf", S(0.8f, 40, 0.9f, 0.0f), 128256, false, true},
+        {"top-p 0.9, one row all -inf", S(1.0f, 0, 0.9f, 0.0f), 3001, false, true},
+        {"top-k 3 + top-p 0.9, 7 tokens", S(1.0f, 3, 0.9f, 0.0f), 7, false, false},
     };
 #undef S
     sample_tally t = {0};
@@ -412,6 +451,7 @@ int main(void) {
     CHECK_MSG(be->ops->argmax_rows && be->ops->sample_rows, "the CUDA backend lacks argmax_rows or sample_rows");
     if (!be->ops->argmax_rows || !be->ops->sample_rows) return check_done();
     test_argmax();
+    test_argmax_shapes();
     test_sample_fixed_uniforms();
     ss_sampling s;
     ss_sampling_default(&s);
