@@ -126,25 +126,46 @@ __global__ void __launch_bounds__(TILE_THREADS) attn_tile_kernel(const __grid_co
             }
             __syncwarp();
             {
+                /* A lane pair per row, 32 keys each, in 16-byte steps; keys past the row's position
+                 * or the range are masked (valid counts the visible ones, < 0 for padding rows). */
                 const int r = 16 * warp + (lane >> 1), half = lane & 1, pos = row_pos[r];
-                const float *srow = Ss + r * L::LDS + 32 * half;
-                __nv_bfloat16 *prow = Ps + r * L::LDP + 32 * half;
-                const int t0 = kt + 32 * half;
+                const float4 *srow = reinterpret_cast<const float4 *>(Ss + r * L::LDS + 32 * half);
+                __nv_bfloat162 *prow = reinterpret_cast<__nv_bfloat162 *>(Ps + r * L::LDP + 32 * half);
+                const int t0 = kt + 32 * half, valid = min(32, min(pos + 1, end) - t0);
                 float tmax = -INFINITY;
-                for (int c = 0; c < 32; c++)
-                    if (t0 + c <= pos && t0 + c < end) tmax = fmaxf(tmax, srow[c]);
+#pragma unroll
+                for (int c4 = 0; c4 < 8; c4++) {
+                    const float4 v = srow[c4];
+                    const int c = 4 * c4;
+                    if (c < valid) tmax = fmaxf(tmax, v.x);
+                    if (c + 1 < valid) tmax = fmaxf(tmax, v.y);
+                    if (c + 2 < valid) tmax = fmaxf(tmax, v.z);
+                    if (c + 3 < valid) tmax = fmaxf(tmax, v.w);
+                }
                 tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
                 const float m_old = row_m[r], m_new = fmaxf(m_old, tmax);
                 float sum = 0.0f;
-                for (int c = 0; c < 32; c++) {
-                    const float e = t0 + c <= pos && t0 + c < end ? expf(srow[c] - m_new) : 0.0f;
-                    prow[c] = __float2bfloat16_rn(e);
-                    sum += e;
+#pragma unroll
+                for (int c4 = 0; c4 < 8; c4++) {
+                    const float4 v = srow[c4];
+                    const int c = 4 * c4;
+                    const float e0 = c < valid ? expf(v.x - m_new) : 0.0f, e1 = c + 1 < valid ? expf(v.y - m_new) : 0.0f;
+                    const float e2 = c + 2 < valid ? expf(v.z - m_new) : 0.0f, e3 = c + 3 < valid ? expf(v.w - m_new) : 0.0f;
+                    prow[2 * c4] = __floats2bfloat162_rn(e0, e1);
+                    prow[2 * c4 + 1] = __floats2bfloat162_rn(e2, e3);
+                    sum += (e0 + e1) + (e2 + e3);
                 }
                 sum += __shfl_xor_sync(0xffffffffu, sum, 1);
                 const float corr = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
-                float *orow = Os + r * L::LDO + half * (HD / 2);
-                for (int d = 0; d < HD / 2; d++) orow[d] *= corr;
+                /* O is still zero while m_old is -inf, and unchanged when the max did not move. */
+                if (m_old != -INFINITY && m_new != m_old) {
+                    float4 *orow = reinterpret_cast<float4 *>(Os + r * L::LDO + half * (HD / 2));
+                    for (int d4 = 0; d4 < HD / 8; d4++) {
+                        float4 o = orow[d4];
+                        o.x *= corr, o.y *= corr, o.z *= corr, o.w *= corr;
+                        orow[d4] = o;
+                    }
+                }
                 const float l_old = row_l[r];
                 __syncwarp();
                 if (half == 0) {
