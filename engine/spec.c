@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "spec.h"
+#include "trace.h"
 
 typedef struct {
     const ss_generator *g;
@@ -194,15 +195,19 @@ static ss_status prefill(gen *G, int n_prompt, ss_error *err) {
     const ss_generator *g = G->g;
     int from = common_prefix(&G->kv->target_ids, G->seq.ids, n_prompt - 1), first;
     bool pick = G->greedy || G->sample_picks;
+    ss_trace_span span = ss_trace_begin(ss_tracer_active(), "prefill", "target", "prefill", -1);
     if (run(G, g->target, NULL, from, n_prompt, pick ? NULL : G->target_logits, pick ? &first : NULL, true, err) ||
         track(&G->kv->target_ids, &G->seq, from, n_prompt, err))
         return err->status;
+    ss_trace_end(&span);
     if (g->draft_kind == SS_DRAFT_MODEL && G->params->k > 0) {
         int dfrom = common_prefix(&G->kv->draft_ids, G->seq.ids, n_prompt - 1);
         /* No rows wanted: the draft's prediction is of the first token, which the target emits. */
+        span = ss_trace_begin(ss_tracer_active(), "prefill", "draft", "prefill", -1);
         if (run(G, g->draft, NULL, dfrom, n_prompt, NULL, NULL, true, err) ||
             track(&G->kv->draft_ids, &G->seq, dfrom, n_prompt, err))
             return err->status;
+        ss_trace_end(&span);
         G->have_draft_next = false;
         G->draft_exact = n_prompt;
     }
@@ -290,12 +295,16 @@ static ss_status one_round(gen *G, ss_error *err) {
     int k = round_k(G);
 
     double t0 = now_ms();
+    /* Timeline spans (engine/trace.h): nothing is recorded unless a tracer is active. */
+    ss_trace_span span = ss_trace_begin(ss_tracer_active(), "draft", "draft", "draft", -1);
     int n = 0;
     if (k == 0) G->have_draft_next = false; /* the draft skips this round and falls behind */
     if (k > 0 && g->draft_kind == SS_DRAFT_MODEL) n = draft_model(G, k, err);
     else if (k > 0 && g->draft_kind == SS_DRAFT_NGRAM) n = draft_ngram(G, k, err);
     if (n < 0) return err->status;
     double t1 = now_ms();
+    ss_trace_end(&span);
+    span = ss_trace_begin(ss_tracer_active(), "verify", "target", "verify", -1);
 
     /* Verify: the pending token and the n drafts in one target forward. */
     bool pick = G->greedy || (G->sample_picks && n == 0);
@@ -324,6 +333,7 @@ static ss_status one_round(gen *G, ss_error *err) {
         }
     }
     double t2 = now_ms();
+    ss_trace_end(&span);
 
     /* Roll back: drop the rejected drafts from the context, then emit. */
     G->seq.n = L;
@@ -336,8 +346,10 @@ static ss_status one_round(gen *G, ss_error *err) {
     if (G->draft_exact > dc->n) G->draft_exact = dc->n;
 
     double t3 = now_ms();
+    span = ss_trace_begin(ss_tracer_active(), "calibrate", "draft", "calibrate", -1);
     if (g->draft_kind == SS_DRAFT_MODEL && g->draft_plan && !G->finished && calibrate(G, err)) return err->status;
     double t4 = now_ms();
+    ss_trace_end(&span);
 
     step.proposed = n;
     step.accepted = accepted;

@@ -9,6 +9,9 @@ set_tests_properties(test_gpu_ops test_gpu_model test_gpu_tp PROPERTIES SKIP_RET
 # Token choice on the device (argmax_rows, sample_rows) against engine/sampler.c.
 specscope_unit_test(test_gpu_sampling SOURCES gpu/test_gpu_sampling.c core_checkpoint.c LABELS gpu)
 set_tests_properties(test_gpu_sampling PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
+# Kernel timelines through CUPTI (engine/cuda/cupti_trace.cu), graph-launched kernels included.
+specscope_unit_test(test_gpu_trace SOURCES gpu/test_gpu_trace.c core_checkpoint.c LABELS gpu)
+set_tests_properties(test_gpu_trace PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
 # The ceilings and GEMV-against-cuBLASLt timings (printed by scripts/gpu-check.sh, not a test).
 add_executable(bench_gpu_kernels gpu/bench_gpu_kernels.c)
 target_link_libraries(bench_gpu_kernels PRIVATE specscope_engine)

@@ -12,6 +12,7 @@
 #include "cuda_bench.h"
 #include "gen_options.h"
 #include "report.h"
+#include "trace.h"
 
 typedef struct {
     gen_options o;
@@ -21,6 +22,8 @@ typedef struct {
     bool json;
     int scaling_tp[SS_MAX_TP]; /* --tp-scaling: tensor-parallel rank counts to compare */
     int n_scaling;
+    const char *trace_path; /* --trace: Chrome trace of the traced decode steps */
+    bool kernels;           /* --kernels: per-kernel summary per decoded token */
 } bench_opts;
 
 static const char *const prompts[] = {
@@ -94,6 +97,7 @@ typedef struct {
 static ss_status bench_forward(ss_model *m, const bench_opts *b, forward_numbers *f, ss_error *err) {
     int ctx = ss_model_max_context(m);
     int need = b->prompt_len > b->decode_ctx[1] ? b->prompt_len : b->decode_ctx[1];
+    if (b->decode_ctx[0] > need) need = b->decode_ctx[0];
     if (need + 16 > ctx) need = ctx - 16;
     int *ids = bench_ids(need + 16, ss_model_config(m)->vocab_size);
     if (!ids) return ss_fail(err, SS_ENOMEM, "out of memory for the benchmark prompt");
@@ -166,6 +170,96 @@ static json_t *scaling_json(const scaling_point *pts, int n, int ctx) {
     return a;
 }
 
+/* --trace / --kernels: after the timed runs (so tracing costs them nothing), repeats * 8 more decode
+ * steps at the first decode context, traced: a host span per forward and, on CUDA, every kernel and
+ * copy (CUPTI). The summary divides by those steps, so its columns are per decoded token. */
+typedef struct {
+    bool gpu; /* kernels were collected */
+    int context, steps;
+    double wall_us; /* host time per traced step (tracing included) */
+    ss_kernel_summary sum;
+} kernel_numbers;
+
+static ss_status traced_steps(ss_model *m, ss_tracer *t, const int *ids, int at, int steps, kernel_numbers *k,
+                              ss_error *err) {
+    int next;
+    ss_status st = SS_OK;
+    double t0 = now_ms();
+    for (int i = 0; !st && i < steps; i++) {
+        ss_tracer_set_step(t, i);
+        ss_trace_span span = ss_trace_begin(t, "decode", "target", "decode", -1);
+        st = ss_model_forward_ids(m, ids + at, &at, 1, &next, true, err);
+        ss_trace_end(&span);
+    }
+    k->wall_us = (now_ms() - t0) * 1e3 / steps;
+    return st;
+}
+
+static ss_status trace_decode(ss_model *m, const bench_opts *b, kernel_numbers *k, ss_error *err) {
+    ss_tracer *t;
+    ss_status st = ss_tracer_new(SS_TRACE_DEFAULT_CAPACITY, &t, err);
+    if (st) return st;
+    int ctx = ss_model_max_context(m), at = b->decode_ctx[0] + 1 < ctx ? b->decode_ctx[0] : ctx - 2;
+    int *ids = bench_ids(at + 1, ss_model_config(m)->vocab_size);
+    double ms;
+    k->context = at;
+    k->steps = b->repeats * 8;
+    /* Fill the cache up to the context, and warm the step up (its CUDA graph captured) untraced. */
+    st = ids ? time_forward(m, ids, 0, at, 1, &ms, err) : ss_fail(err, SS_ENOMEM, "out of memory for the benchmark");
+    if (!st) st = time_forward(m, ids, at, 1, 1, &ms, err);
+    if (!st && strcmp(ss_model_backend_name(m), "cuda") == 0) {
+        ss_error gerr = {0};
+        k->gpu = ss_trace_gpu_start(t, &gerr) == SS_OK;
+        if (!k->gpu) fprintf(stderr, "specscope bench: %s: no kernel timeline\n", gerr.msg);
+    }
+    ss_tracer_set_active(t);
+    if (!st) st = traced_steps(m, t, ids, at, k->steps, k, err);
+    ss_tracer_set_active(NULL);
+    if (k->gpu) {
+        ss_error gerr = {0};
+        if (ss_trace_gpu_stop(&gerr)) fprintf(stderr, "specscope bench: %s\n", gerr.msg);
+    }
+    if (!st && k->gpu) st = ss_tracer_kernel_summary(t, k->steps, &k->sum, err);
+    if (!st && b->trace_path) st = ss_tracer_write_chrome(t, b->trace_path, err);
+    free(ids);
+    ss_tracer_free(t);
+    return st;
+}
+
+static void print_kernels(const kernel_numbers *k) {
+    const ss_kernel_summary *s = &k->sum;
+    long launches = 0;
+    for (int i = 0; i < s->n; i++) launches += s->rows[i].count;
+    printf("kernels per decoded token @%d (%d traced steps): GPU busy %.1f us of %.1f us wall (%.1f%%), %.1f "
+           "launches\n",
+           k->context, k->steps, s->busy_us / k->steps, k->wall_us, 100 * s->busy_us / k->steps / k->wall_us,
+           (double)launches / k->steps);
+    printf("  %6s %10s %11s %9s  %s\n", "share", "us/token", "calls/token", "mean us", "kernel");
+    for (int i = 0; i < s->n; i++) {
+        const ss_kernel_row *r = &s->rows[i];
+        printf("  %5.1f%% %10.2f %11.2f %9.2f  %s\n", 100 * r->share, r->per_step_us, r->calls_per_step, r->mean_us,
+               r->name);
+    }
+}
+
+static json_t *kernels_json(const ss_kernel_summary *s) {
+    json_t *rows = json_array();
+    for (int i = 0; i < s->n; i++) {
+        const ss_kernel_row *r = &s->rows[i];
+        json_array_append_new(rows, json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f}", "name", r->name, "kind",
+                                              r->track == SS_TRACK_GPU_MEMCPY ? "memcpy" : "kernel", "count",
+                                              (json_int_t)r->count, "calls_per_token", r->calls_per_step, "us_per_token",
+                                              r->per_step_us, "mean_us", r->mean_us, "total_us", r->total_us, "share",
+                                              r->share));
+    }
+    return rows;
+}
+
+static json_t *kernels_per_token_json(const kernel_numbers *k) {
+    return json_pack("{s:i, s:i, s:f, s:f, s:f}", "context", k->context, "steps", k->steps, "gpu_busy_us",
+                     k->sum.busy_us / k->steps, "gpu_us", k->sum.gpu_us / k->steps, "wall_us", k->wall_us);
+}
+
 typedef struct {
     const char *label;
     ss_stats total; /* summed over prompts */
@@ -208,7 +302,7 @@ static ss_status bench_generate(ss_session *s, const ss_params *p, gen_numbers *
 static void usage(FILE *out) {
     fprintf(out,
             "usage: specscope bench [--model DIR] [--draft DIR|ngram] [--backend B] [--tp N] [--tp-scaling LIST]\n"
-            "                       [--prompt-len P] [-n N] [--json]\n\n"
+            "                       [--prompt-len P] [-n N] [--json] [--trace FILE.json] [--kernels]\n\n"
             "Measures, in one run: prefill tokens/s over a P-token prompt; decode tokens/s at batch 1 with 128\n"
             "(and on CUDA 4096) tokens of context; with a draft, plain and speculative generation of N tokens on\n"
             "the same %d prompts (both rates, speedup, acceptance, mean accepted length), and with --easyspec G\n"
@@ -219,6 +313,9 @@ static void usage(FILE *out) {
             "  --tp-scaling LIST      also decode (at 128 tokens of context) with the target split over each\n"
             "                         rank count of LIST, e.g. 1,2,4: tokens/s, speedup and efficiency\n"
             "  --repeats R            timed repeats after one warm-up, median reported (default 5)\n"
+            "  --trace FILE.json      after the timed runs, trace R*8 more decode steps at 128 tokens of\n"
+            "                         context and write a Chrome trace (Perfetto; docs/trace.md)\n"
+            "  --kernels              (CUDA) print the time of each kernel per decoded token in those steps\n"
             "  --json                 print one JSON object\n%s",
             N_PROMPTS, gen_options_help);
 }
@@ -321,6 +418,16 @@ static int parse(bench_opts *b, int argc, char **argv) {
             if (!(v = arg_value("bench", argc, argv, &i)) || !arg_int("bench", a, v, 1, 1 << 20, &b->prompt_len)) return 2;
         } else if (strcmp(a, "--tp-scaling") == 0) {
             if (!(v = arg_value("bench", argc, argv, &i)) || !parse_tp_list(v, b)) return 2;
+        } else if (strcmp(a, "--trace") == 0) {
+            if (!(v = arg_value("bench", argc, argv, &i))) return 2;
+            ss_error err = {0};
+            if (ss_trace_check_path(v, &err)) {
+                fprintf(stderr, "specscope bench: %s\n", err.msg);
+                return 2;
+            }
+            b->trace_path = v;
+        } else if (strcmp(a, "--kernels") == 0) {
+            b->kernels = true;
         } else if (strcmp(a, "--repeats") == 0) {
             if (!(v = arg_value("bench", argc, argv, &i)) || !arg_int("bench", a, v, 1, 1000, &b->repeats)) return 2;
         } else {
@@ -374,6 +481,10 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     if (!st && b.n_scaling) st = bench_scaling(&b, scaling, &err);
+    kernel_numbers kn = {0};
+    if (b.kernels && !cuda)
+        fprintf(stderr, "specscope bench: --kernels: the %s backend has no kernel timeline\n", ss_model_backend_name(m));
+    if (!st && (b.trace_path || (b.kernels && cuda))) st = trace_decode(m, &b, &kn, &err);
     int tp = b.o.session.tp ? b.o.session.tp : 1;
     if (st) {
         fprintf(stderr, "specscope bench: %s\n", err.msg);
@@ -388,12 +499,18 @@ int cmd_bench(int argc, char **argv) {
                               n_gens > 1 && gens[0].tok_s > 0 ? json_real(gens[1].tok_s / gens[0].tok_s) : json_null());
         json_object_set_new(o, "tp", json_integer(tp));
         if (b.n_scaling) json_object_set_new(o, "tp_scaling", scaling_json(scaling, b.n_scaling, b.decode_ctx[0]));
+        if (b.kernels) {
+            json_object_set_new(o, "kernels", kn.gpu ? kernels_json(&kn.sum) : json_null());
+            json_object_set_new(o, "kernels_per_token", kn.gpu ? kernels_per_token_json(&kn) : json_null());
+        }
         report_print(o);
         json_decref(o);
     } else {
         print_text(ss_model_backend_name(m), tp, &f, &c, gens, n_gens);
         if (b.n_scaling) print_scaling(scaling, b.n_scaling, b.decode_ctx[0]);
+        if (b.kernels && kn.gpu) print_kernels(&kn);
     }
+    ss_kernel_summary_free(&kn.sum);
     ss_session_close(s);
     return st ? (st == SS_ENOMEM || st == SS_EDEVICE ? 1 : 2) : 0;
 }

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "gen_options.h"
 #include "report.h"
+#include "trace.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -22,7 +23,8 @@ static void usage(FILE *out) {
             "  --prompt-ids IDS       the prompt as token ids (\"1 2 3\"): no tokenizer, no BOS added\n"
             "  --json                 print the result as one JSON object\n"
             "  --lora DIR[:SCALE]     apply a PEFT LoRA adapter (not available yet)\n"
-            "  --trace FILE.json      write a Chrome trace of the run (not available yet)\n"
+            "  --trace FILE.json      write a Chrome trace of the run (Perfetto): prefill and each step on the\n"
+            "                         host, and on CUDA every kernel and copy (docs/trace.md)\n"
             "%s",
             gen_options_help);
 }
@@ -33,10 +35,62 @@ static void on_sigint(int sig) {
     stop_requested = 1;
 }
 
-static void print_piece(void *ud, const char *piece, int id, char source) {
-    (void)ud, (void)id, (void)source;
-    fputs(piece, stdout);
-    fflush(stdout);
+/* What the callbacks need: whether to stream the text, and the trace's open span (prefill until the
+ * first token, then the round running until its on_step). */
+typedef struct {
+    bool print;
+    ss_tracer *tracer;
+    int step;
+    ss_trace_span span;
+} run_state;
+
+static void on_token(void *ud, const char *piece, int id, char source) {
+    run_state *rs = ud;
+    (void)id, (void)source;
+    if (rs->print) {
+        fputs(piece, stdout);
+        fflush(stdout);
+    }
+    if (rs->tracer && rs->step == 0) { /* the first token ends the prefill */
+        ss_trace_end(&rs->span);
+        ss_tracer_set_step(rs->tracer, rs->step = 1);
+        rs->span = ss_trace_begin(rs->tracer, "step", "target", "decode", -1);
+    }
+}
+
+static void on_step(void *ud, const ss_step *step) {
+    run_state *rs = ud;
+    (void)step;
+    ss_trace_end(&rs->span);
+    ss_tracer_set_step(rs->tracer, ++rs->step);
+    rs->span = ss_trace_begin(rs->tracer, "step", "target", "decode", -1);
+}
+
+/* --trace: a tracer that the engine's hooks see too, and on CUDA the GPU's kernels and copies (a
+ * one-line notice and host spans only where CUPTI cannot run). */
+static ss_tracer *start_trace(ss_session *s, ss_error *err) {
+    ss_tracer *t;
+    if (ss_tracer_new(SS_TRACE_DEFAULT_CAPACITY, &t, err)) return NULL;
+    ss_tracer_set_active(t);
+    if (strcmp(ss_model_backend_name(ss_session_target(s)), "cuda") == 0) {
+        ss_error gerr = {0};
+        if (ss_trace_gpu_start(t, &gerr)) fprintf(stderr, "specscope generate: %s: host spans only\n", gerr.msg);
+    }
+    return t;
+}
+
+/* Stops the GPU collection and writes the trace; false (the message in err) when that fails. */
+static bool finish_trace(ss_tracer *t, const char *path, ss_error *err) {
+    ss_tracer_set_active(NULL);
+    ss_error gerr = {0};
+    if (ss_trace_gpu_stop(&gerr)) fprintf(stderr, "specscope generate: %s\n", gerr.msg);
+    long dropped = ss_tracer_dropped(t);
+    if (dropped)
+        fprintf(stderr, "specscope generate: trace: the oldest %ld events were dropped (%d kept)\n", dropped,
+                SS_TRACE_DEFAULT_CAPACITY);
+    bool ok = ss_tracer_write_chrome(t, path, err) == SS_OK;
+    ss_tracer_free(t);
+    return ok;
 }
 
 static char *read_file(const char *path) {
@@ -77,7 +131,7 @@ static int exit_code(ss_status st) { return st == SS_ENOMEM || st == SS_EDEVICE 
 int cmd_generate(int argc, char **argv) {
     gen_options o;
     gen_options_default(&o);
-    const char *text = NULL, *prompt_file = NULL, *ids_text = NULL;
+    const char *text = NULL, *prompt_file = NULL, *ids_text = NULL, *trace_path = NULL;
     bool json = false;
     for (int i = 1; i < argc; i++) {
         int r = gen_options_parse(&o, "generate", argc, argv, &i);
@@ -95,9 +149,10 @@ int cmd_generate(int argc, char **argv) {
             if (!(prompt_file = arg_value("generate", argc, argv, &i))) return 2;
         } else if (strcmp(a, "--prompt-ids") == 0) {
             if (!(ids_text = arg_value("generate", argc, argv, &i))) return 2;
-        } else if (strcmp(a, "--lora") == 0 || strcmp(a, "--trace") == 0) {
-            fprintf(stderr, "specscope generate: %s is not available yet (%s has not landed)\n", a,
-                    a[2] == 'l' ? "LoRA support" : "the tracer");
+        } else if (strcmp(a, "--trace") == 0) {
+            if (!(trace_path = arg_value("generate", argc, argv, &i))) return 2;
+        } else if (strcmp(a, "--lora") == 0) {
+            fprintf(stderr, "specscope generate: --lora is not available yet (LoRA support has not landed)\n");
             return 2;
         } else {
             fprintf(stderr, "specscope generate: unknown option '%s' (see --help)\n", a);
@@ -108,6 +163,11 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "specscope generate: give exactly one of -p TEXT, --prompt-file F, --prompt-ids IDS\n");
         return 2;
     }
+    ss_error err = {0};
+    if (trace_path && ss_trace_check_path(trace_path, &err)) {
+        fprintf(stderr, "specscope generate: %s\n", err.msg);
+        return 2;
+    }
     ss_ids ids = {0};
     char *file_text = NULL;
     if (ids_text && !arg_ids("generate", "--prompt-ids", ids_text, &ids)) return 2;
@@ -116,7 +176,6 @@ int cmd_generate(int argc, char **argv) {
         return 2;
     }
 
-    ss_error err = {0};
     ss_session *s;
     ss_status st = ss_session_open(&o.session, &s, &err);
     if (st) {
@@ -125,12 +184,26 @@ int cmd_generate(int argc, char **argv) {
         free(file_text);
         return exit_code(st);
     }
+    run_state rs = {.print = !json};
+    if (trace_path && !(rs.tracer = start_trace(s, &err))) {
+        fprintf(stderr, "specscope generate: %s\n", err.msg);
+        ss_session_close(s);
+        ss_ids_free(&ids);
+        free(file_text);
+        return 1;
+    }
     signal(SIGINT, on_sigint);
-    ss_callbacks cb = {.on_token = json ? NULL : print_piece, .stop = &stop_requested};
+    ss_callbacks cb = {.on_token = rs.print || rs.tracer ? on_token : NULL,
+                       .on_step = rs.tracer ? on_step : NULL,
+                       .ud = &rs,
+                       .stop = &stop_requested};
     ss_result r;
+    rs.span = ss_trace_begin(rs.tracer, "prefill", "target", "prefill", -1);
     st = ids.n ? ss_session_generate_ids(s, ids.ids, ids.n, &o.params, &cb, &r, &err)
                : ss_session_generate(s, text, &o.params, &cb, &r, &err);
     signal(SIGINT, SIG_DFL);
+    ss_error terr = {0};
+    bool trace_ok = !rs.tracer || finish_trace(rs.tracer, trace_path, &terr); /* the open span is unfinished: left out */
     if (!st || st == SS_ESTOPPED) {
         if (json) {
             json_t *obj = report_result(&r);
@@ -143,8 +216,9 @@ int cmd_generate(int argc, char **argv) {
         ss_result_free(&r);
     }
     if (st) fprintf(stderr, "specscope generate: %s\n", err.msg);
+    if (!trace_ok) fprintf(stderr, "specscope generate: %s\n", terr.msg);
     ss_session_close(s);
     ss_ids_free(&ids);
     free(file_text);
-    return st ? exit_code(st) : 0;
+    return st ? exit_code(st) : trace_ok ? 0 : 1;
 }

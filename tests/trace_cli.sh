@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# trace_cli.sh — `--trace` and `--kernels` end to end on the CPU backend:
+#   generate --trace writes Chrome trace JSON with a prefill span and one span per decode step (their
+#   steps numbered, ts / dur in order), and leaves --json's stdout alone; bench --trace writes one
+#   span per traced decode step; bench --kernels on the CPU says on stderr that there is no kernel
+#   timeline and puts "kernels": null in --json; an unwritable --trace path fails before the run
+#   (exit 2, one stderr line naming the path, no file made).
+#   usage: tests/trace_cli.sh PATH/TO/specscope PATH/TO/models/demo/target
+set -u
+
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    echo "usage: $0 PATH/TO/specscope PATH/TO/models/demo/target"
+    exit 0
+fi
+if [[ $# -ne 2 ]]; then
+    echo "usage: $0 PATH/TO/specscope PATH/TO/models/demo/target" >&2
+    exit 2
+fi
+prog=$1 model=$2
+if [[ ! -x $prog ]]; then
+    echo "trace_cli.sh: '$prog' is not an executable" >&2
+    exit 1
+fi
+if [[ ! -f $model/config.json ]]; then
+    echo "SKIPPED: no model at $model"
+    exit 77
+fi
+if ! command -v python3 >/dev/null; then
+    echo "SKIPPED: python3 is needed to read the traces"
+    exit 77
+fi
+work=$(mktemp -d /tmp/ss_tracecli_XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+
+# check_trace NAME FILE PYTHON-CONDITION: the file is a Chrome trace and the condition (over `spans`,
+# the host "X" events, and `meta`, the "M" events) holds.
+check_trace() {
+    local name=$1 file=$2 cond=$3 out
+    if out=$(python3 - "$file" "$cond" 2>&1 <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+ev = d["traceEvents"]
+spans = [e for e in ev if e["ph"] == "X" and e["pid"] == 1]
+meta = [e for e in ev if e["ph"] == "M"]
+for e in ev:
+    if e["ph"] == "X":
+        assert e["dur"] >= 0 and e["ts"] >= 0 and isinstance(e["name"], str), e
+assert any(m["name"] == "process_name" and m["args"]["name"] == "specscope host" for m in meta), meta
+assert eval(sys.argv[2]), sys.argv[2]
+EOF
+    ); then ok; else fail "$name: $out"; fi
+}
+
+# generate: a prefill span, then decode steps 1.. in time order, each after the one before.
+"$prog" generate --model "$model" -p "Hello" -n 8 --trace "$work/g.json" >"$work/out" 2>"$work/err"
+rc=$?
+if [[ $rc -ne 0 ]]; then fail "generate --trace: exit $rc ($(cat "$work/err"))"; else ok; fi
+# The engine's own spans (prefill per model, and draft / verify / calibrate inside each step) nest
+# inside these: every step holds the verify span of its number.
+check_trace "generate --trace" "$work/g.json" \
+    '(lambda pre, steps: pre["args"]["phase"] == "prefill" and len(steps) >= 1 and
+      [s["args"]["step"] for s in steps] == list(range(1, len(steps) + 1)) and
+      all(s["args"]["phase"] == "decode" and s["cat"] == "target" for s in steps) and
+      all(b["ts"] >= a["ts"] + a["dur"] for a, b in zip([pre] + steps, steps)) and
+      all(any(v["name"] == "verify" and v["args"]["step"] == s["args"]["step"] and s["ts"] <= v["ts"] and
+              v["ts"] + v["dur"] <= s["ts"] + s["dur"] for v in spans) for s in steps))(
+     min((s for s in spans if s["name"] == "prefill"), key=lambda s: s["ts"]),
+     sorted((s for s in spans if s["name"] == "step"), key=lambda s: s["ts"]))'
+
+# generate --json: stdout stays one JSON object.
+"$prog" generate --model "$model" -p "Hello" -n 4 --json --trace "$work/j.json" >"$work/out" 2>"$work/err"
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "text" in d and "stats" in d' "$work/out" 2>/dev/null; then
+    ok
+else
+    fail "generate --json --trace: stdout is not the result object: $(head -c 300 "$work/out")"
+fi
+check_trace "generate --json --trace" "$work/j.json" 'spans[0]["name"] == "prefill"'
+
+# bench: one decode span per traced step (--repeats 1: 8 steps); --kernels on the CPU: a notice, null.
+"$prog" bench --model "$model" --prompt-len 128 --repeats 1 --json --kernels --trace "$work/b.json" \
+    >"$work/out" 2>"$work/err"
+rc=$?
+if [[ $rc -ne 0 ]]; then fail "bench --trace: exit $rc ($(cat "$work/err"))"; else ok; fi
+check_trace "bench --trace" "$work/b.json" \
+    '[s["args"]["step"] for s in spans] == list(range(8)) and all(s["name"] == "decode" for s in spans)'
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["kernels"] is None and "forward" in d' \
+    "$work/out" 2>/dev/null; then ok; else fail "bench --kernels --json on the CPU: $(head -c 300 "$work/out")"; fi
+if grep -q "no kernel timeline" "$work/err"; then ok; else fail "bench --kernels on the CPU: no notice ($(cat "$work/err"))"; fi
+
+# An unwritable path: refused before loading anything.
+for cmd in generate bench; do
+    args=(--model "$model" --trace "$work/missing/t.json")
+    [[ $cmd == generate ]] && args+=(-p Hello)
+    "$prog" $cmd "${args[@]}" >"$work/out" 2>"$work/err"
+    rc=$?
+    if [[ $rc -ne 2 ]]; then fail "$cmd --trace to a missing folder: exit $rc, expected 2"; continue; fi
+    if [[ $(wc -l <"$work/err") -ne 1 ]] || ! grep -qF "$work/missing/t.json" "$work/err"; then
+        fail "$cmd --trace to a missing folder: stderr is not one line naming the path: $(cat "$work/err")"
+        continue
+    fi
+    ok
+done
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
