@@ -62,7 +62,9 @@ __global__ void __launch_bounds__(TILE_THREADS) attn_tile_kernel(const __grid_co
     pdl_launch_dependents();
     pdl_wait();
     const int G = p.heads / p.kv_heads, rows_total = p.n * G;
-    const int mt = blockIdx.z, kvh = blockIdx.y, s = blockIdx.x;
+    /* Query tiles in reverse: blocks start in index order, and under the causal mask the last
+     * tiles walk the most keys, so starting them first keeps them out of the final wave. */
+    const int mt = gridDim.z - 1 - blockIdx.z, kvh = blockIdx.y, s = blockIdx.x;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
 
     for (int r = tid; r < TILE_M; r += TILE_THREADS) {
