@@ -84,7 +84,7 @@ fi
 grep -q "CHECK failed" "$LOG" && note "some checks failed: grep 'CHECK failed' $LOG"
 
 # ---------------------------------------------------------------- kernels
-GEMV_SYM=_ZN2sk11gemv_kernelILb0ELi1EEEvNS_11gemv_paramsE
+GEMV_SYM=_ZN2sk11gemv_kernelILi0ELi1EEEvNS_11gemv_paramsE # gemv_kernel<GEMV_ROWS, 1>
 if command -v cuobjdump >/dev/null && [ -x "$BUILD/tests/test_gpu_ops" ]; then
     wide=$(cuobjdump --dump-sass --function "$GEMV_SYM" "$BUILD/tests/test_gpu_ops" 2>>"$LOG" | grep -c 'LDG.E.128')
     arch=$(cuobjdump --list-elf "$BUILD/tests/test_gpu_ops" 2>/dev/null | grep -o 'sm_[0-9]*' | sort -u | tr '\n' ' ')
