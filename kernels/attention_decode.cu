@@ -4,9 +4,10 @@
  * The grid is fixed by the shape (splits from attn_decode_splits), never by the context length,
  * so one CUDA graph serves every step; and it depends on the heads only, so a verified query sums
  * its keys in the same order as the same query decoded alone. Each block reads its query's position
- * from device memory and uses only as many splits as the length needs (at least MIN_KEYS keys each); the others leave
- * at once. Inside a block, LPK lanes (a power of two, 8 * LPK >= head_dim) share one key, 16 bytes
- * of K and V each; a warp covers 32 / LPK keys per step and U steps are loaded before use. Each
+ * from device memory and uses only as many splits as the length needs (at least one pass of the
+ * block's keys each, so short contexts skip the merge); the others leave at once. Inside a block,
+ * LPK lanes (a power of two, 8 * LPK >= head_dim) share one key, 16 bytes of K and V each; a warp
+ * covers 32 / LPK keys per step and U steps are loaded before use. Each
  * group of lanes keeps an online softmax (running max, sum, weighted V); the groups, the warps and
  * finally the splits are merged with the usual rescaling. The last block of a (query, head) to
  * finish (an atomic counter, reset by that block) merges the splits' partial results. */
@@ -18,7 +19,6 @@ namespace sk {
 #define DEC_THREADS 128
 #define DEC_WARPS (DEC_THREADS / 32)
 #define DEC_U 8
-#define MIN_KEYS 64
 #define MAX_SPLITS 64
 
 struct softmax_state {
@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const __grid_c
     pdl_wait();
     const int i = blockIdx.z, h = blockIdx.y, s = blockIdx.x;
     const int len = p.positions[i] + 1;
-    const int splits = min(p.splits, ceil_div(len, MIN_KEYS));
+    const int splits = min(p.splits, ceil_div(len, DEC_WARPS * KPW * DEC_U)); /* a pass of keys at least */
     if (s >= splits) return;
     const int chunk = ceil_div(len, splits), start = s * chunk, end = min(len, start + chunk);
 
