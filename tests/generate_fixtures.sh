@@ -2,11 +2,12 @@
 # generate_fixtures.sh SPECSCOPE FIXTURES_DIR — the CLI against transformers: for every case of every
 # f32 fixture, `specscope generate --prompt-ids IDS -n 32 --temp 0 --json` must print exactly the
 # reference greedy ids (reference.json, written by scripts/make_fixtures.py with transformers).
-set -u
+. "$(dirname "$0")/lib.sh"
+usage_check 2 "PATH/TO/specscope PATH/TO/tests/fixtures" "$@"
 prog=$1 fixtures=$2
-command -v python3 >/dev/null || { echo "SKIPPED: python3 is needed to read reference.json"; exit 77; }
-ls "$fixtures"/*-f32/reference.json >/dev/null 2>&1 || { echo "SKIPPED: no f32 fixtures in $fixtures"; exit 77; }
-passed=0 failed=0
+need_program "$prog"
+need_python3 "to read reference.json"
+ls "$fixtures"/*-f32/reference.json >/dev/null 2>&1 || skip "no f32 fixtures in $fixtures"
 for dir in "$fixtures"/*-f32; do
     n=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["cases"]))' "$dir/reference.json")
     for ((i = 0; i < n; i++)); do
@@ -14,13 +15,7 @@ for dir in "$fixtures"/*-f32; do
         want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["cases"][int(sys.argv[2])]["greedy"])' "$dir/reference.json" "$i")
         got=$("$prog" generate --model "$dir" --backend cpu --prompt-ids "$ids" -n 32 --temp 0 --json 2>/dev/null |
               python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"])' 2>/dev/null)
-        if [[ $got == "$want" ]]; then
-            passed=$((passed + 1))
-        else
-            failed=$((failed + 1))
-            echo "FAIL: $(basename "$dir") case $i: got $got, want $want"
-        fi
+        if [[ $got == "$want" ]]; then ok; else fail "$(basename "$dir") case $i: got $got, want $want"; fi
     done
 done
-echo "$passed passed, $failed failed"
-((failed == 0 && passed > 0))
+finish

@@ -4,35 +4,13 @@
 # --pieces; and bad input: a bad JSON line (named by its number), malformed and unsupported
 # tokenizer.json files, a missing folder, invalid UTF-8 — each exit status 2 with one line on stderr.
 #   usage: tests/tokenize_cli.sh PATH/TO/specscope PATH/TO/shared/tokenizers
-set -u
-
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-    echo "usage: $0 PATH/TO/specscope PATH/TO/shared/tokenizers"
-    exit 0
-fi
-if [[ $# -ne 2 ]]; then
-    echo "usage: $0 PATH/TO/specscope PATH/TO/shared/tokenizers" >&2
-    exit 2
-fi
+. "$(dirname "$0")/lib.sh"
+usage_check 2 "PATH/TO/specscope PATH/TO/shared/tokenizers" "$@"
 prog=$1 shared=$2
-if [[ ! -x $prog ]]; then
-    echo "tokenize_cli.sh: '$prog' is not an executable" >&2
-    exit 1
-fi
-if [[ ! -f $shared/llama3/tokenizer.json ]]; then
-    echo "SKIPPED: $shared holds no tokenizers"
-    exit 77
-fi
-if ! command -v python3 >/dev/null; then
-    echo "SKIPPED: python3 is needed to write the JSON lines"
-    exit 77
-fi
-work=$(mktemp -d /tmp/ss_tokcli_XXXXXX)
-trap 'rm -rf "$work"' EXIT
-
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+need_program "$prog"
+[[ -f $shared/llama3/tokenizer.json ]] || skip "$shared holds no tokenizers"
+need_python3 "to write the JSON lines"
+make_work tokcli
 
 # expect_fail NAME WANT_IN_STDERR ARGS... (stdin from the caller): exit 2, one stderr line holding WANT.
 expect_fail() {
@@ -112,5 +90,4 @@ expect_fail "WordPiece" "unsupported tokenizer model 'WordPiece' (model.type)" -
 printf '{"model":\n{"type":\n' >"$work/syntax/tokenizer.json"
 expect_fail "JSON syntax" "$work/syntax/tokenizer.json: line 3" --tokenizer "$work/syntax" </dev/null
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish

@@ -6,35 +6,13 @@
 #   timeline and puts "kernels": null in --json; an unwritable --trace path fails before the run
 #   (exit 2, one stderr line naming the path, no file made).
 #   usage: tests/trace_cli.sh PATH/TO/specscope PATH/TO/models/demo/target
-set -u
-
-if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-    echo "usage: $0 PATH/TO/specscope PATH/TO/models/demo/target"
-    exit 0
-fi
-if [[ $# -ne 2 ]]; then
-    echo "usage: $0 PATH/TO/specscope PATH/TO/models/demo/target" >&2
-    exit 2
-fi
+. "$(dirname "$0")/lib.sh"
+usage_check 2 "PATH/TO/specscope PATH/TO/models/demo/target" "$@"
 prog=$1 model=$2
-if [[ ! -x $prog ]]; then
-    echo "trace_cli.sh: '$prog' is not an executable" >&2
-    exit 1
-fi
-if [[ ! -f $model/config.json ]]; then
-    echo "SKIPPED: no model at $model"
-    exit 77
-fi
-if ! command -v python3 >/dev/null; then
-    echo "SKIPPED: python3 is needed to read the traces"
-    exit 77
-fi
-work=$(mktemp -d /tmp/ss_tracecli_XXXXXX)
-trap 'rm -rf "$work"' EXIT
-
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+need_program "$prog"
+[[ -f $model/config.json ]] || skip "no model at $model"
+need_python3 "to read the traces"
+make_work tracecli
 
 # check_trace NAME FILE PYTHON-CONDITION: the file is a Chrome trace and the condition (over `spans`,
 # the host "X" events, and `meta`, the "M" events) holds.
@@ -105,5 +83,4 @@ for cmd in generate bench; do
     ok
 done
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish

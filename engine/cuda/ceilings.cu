@@ -263,6 +263,22 @@ __global__ void empty_kernel() {
 
 #define CHAIN 64 /* launches per timed repetition: one launch is below the timer's resolution */
 
+/* Median seconds of one launch(), timed over CHAIN back-to-back launches. */
+template <typename F>
+ss_status chain_seconds(bench &bn, F launch, const char *what, double *seconds, ss_error *err) {
+    double s = 0;
+    ss_status st = median_seconds(
+        bn,
+        [&] {
+            cudaError_t r = cudaSuccess;
+            for (int i = 0; i < CHAIN && r == cudaSuccess; i++) r = launch();
+            return r;
+        },
+        what, &s, err);
+    if (st == SS_OK) *seconds = s / CHAIN;
+    return st;
+}
+
 } // namespace
 
 extern "C" ss_status ss_cuda_boundary_time(double *seconds, ss_error *err) {
@@ -275,18 +291,9 @@ extern "C" ss_status ss_cuda_boundary_time(double *seconds, ss_error *err) {
     cudaError_t e = cudaGetDeviceProperties(&prop, 0);
     if (e != cudaSuccess) return cuda_fail(err, what, e);
     sk::launch_ctx l = {bn.stream, true, prop.multiProcessorCount, prop.sharedMemPerBlockOptin};
-    double s = 0;
-    st = median_seconds(
-        bn,
-        [&] {
-            cudaError_t r = cudaSuccess;
-            for (int i = 0; i < CHAIN && r == cudaSuccess; i++)
-                r = sk::launch_kernel(l, empty_kernel, dim3(prop.multiProcessorCount), dim3(128), 0);
-            return r;
-        },
-        what, &s, err);
-    if (st == SS_OK) *seconds = s / CHAIN;
-    return st;
+    return chain_seconds(
+        bn, [&] { return sk::launch_kernel(l, empty_kernel, dim3(prop.multiProcessorCount), dim3(128), 0); }, what,
+        seconds, err);
 }
 
 extern "C" ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_dim, int context, double *seconds,
@@ -326,15 +333,5 @@ extern "C" ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_di
     p.scale = 1.0f / sqrtf((float)head_dim), p.splits = splits;
     p.partial = (float *)bn.buf[2], p.counters = (unsigned *)bn.buf[3];
     sk::launch_ctx l = {bn.stream, true, prop.multiProcessorCount, prop.sharedMemPerBlockOptin};
-    double s = 0;
-    st = median_seconds(
-        bn,
-        [&] {
-            cudaError_t r = cudaSuccess;
-            for (int i = 0; i < CHAIN && r == cudaSuccess; i++) r = sk::attn_decode(l, p);
-            return r;
-        },
-        what, &s, err);
-    if (st == SS_OK) *seconds = s / CHAIN;
-    return st;
+    return chain_seconds(bn, [&] { return sk::attn_decode(l, p); }, what, seconds, err);
 }
