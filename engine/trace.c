@@ -103,6 +103,24 @@ bool ss_tracer_event(ss_tracer *t, int i, ss_trace_event *out) {
     return ok;
 }
 
+int ss_tracer_copy_recent(ss_tracer *t, ss_trace_track track, uint64_t from_ns, uint64_t to_ns, ss_trace_event *out,
+                          int max) {
+    if (!t || max < 1) return 0;
+    int n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (int i = t->count - 1; i >= 0 && n < max; i--) { /* newest first, so a cap keeps the newest */
+        const ss_trace_event *ev = &t->ring[(t->head + i) % t->capacity];
+        if (ev->track == track && ev->start_ns >= from_ns && ev->start_ns <= to_ns) out[n++] = *ev;
+    }
+    pthread_mutex_unlock(&t->lock);
+    for (int i = 0, j = n - 1; i < j; i++, j--) { /* oldest first */
+        ss_trace_event tmp = out[i];
+        out[i] = out[j];
+        out[j] = tmp;
+    }
+    return n;
+}
+
 void ss_tracer_set_step(ss_tracer *t, int step) {
     if (!t) return;
     pthread_mutex_lock(&t->lock);

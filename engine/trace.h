@@ -46,6 +46,11 @@ int ss_tracer_count(ss_tracer *t);
 long ss_tracer_dropped(ss_tracer *t);
 /* The i-th event kept, oldest first; false when i is out of range. */
 bool ss_tracer_event(ss_tracer *t, int i, ss_trace_event *out);
+/* For a reader on another thread (the TUI): copies the newest events kept on `track` whose start
+ * lies in [from_ns, to_ns], at most max of them, into out, oldest first; returns how many. One lock,
+ * no allocation, so a reader that copies once per step costs the writer next to nothing. */
+int ss_tracer_copy_recent(ss_tracer *t, ss_trace_track track, uint64_t from_ns, uint64_t to_ns, ss_trace_event *out,
+                          int max);
 /* The step number that spans begun from now on carry. */
 void ss_tracer_set_step(ss_tracer *t, int step);
 

@@ -335,6 +335,7 @@ bool app_init(tui *ui, const gen_options *o) {
     ui->unicode = locale_is_utf8();
     transcript_init(&ui->console);
     styled_init(&ui->spec);
+    styled_init(&ui->timeline);
     workbench_view view = {.print = print_hook, .ud = ui};
     return workbench_init(&ui->wb, o, &view);
 }
@@ -343,6 +344,7 @@ void app_free(tui *ui) {
     workbench_free(&ui->wb);
     transcript_free(&ui->console);
     styled_free(&ui->spec);
+    styled_free(&ui->timeline);
 }
 
 int app_run(tui *ui) {

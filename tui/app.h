@@ -32,6 +32,7 @@ typedef struct {
     bool unicode;       /* block elements can be drawn */
     transcript console; /* the console's output */
     styled_text spec;   /* the speculation pane's content, rebuilt each frame */
+    styled_text timeline; /* the timeline pane's content, laid out each frame from the trace feed */
     int cursor_y, cursor_x; /* where the console's input cursor goes (screen cells), -1: hidden */
     bool dirty;
 } tui;
@@ -59,6 +60,8 @@ int pane_put(WINDOW *w, int y, int x, int maxw, const wchar_t *s, int n, theme_r
 /* Draws transcript lines [first, first+count) of t into the rectangle (top, left, width). */
 void pane_draw_transcript(WINDOW *w, transcript *t, int top, int left, int width, int first, int count,
                           theme_role (*role_of)(char source));
+/* Styled lines of t in a framed, scrolling pane (title of pane id; "N more lines" when cut). */
+void pane_draw_styled(tui *ui, pane_state *ps, pane_id id, const styled_text *t);
 /* Clamps a scroll offset to [0, content - view]. */
 int pane_clamp_scroll(int scroll, int content, int view);
 /* A centred one-line message in a pane (for panes with nothing to show). */

@@ -11,7 +11,6 @@
 #include "commands_console.h"
 
 #define NOT_YET_LORA "not available yet (LoRA support has not landed)"
-#define NOT_YET_TRACE "not available yet (tracer has not landed)"
 
 /* ------------------------------------------------------------------ argument parsing */
 
@@ -154,12 +153,13 @@ static void cmd_lora(workbench *wb, char *args) {
 }
 
 static void cmd_trace(workbench *wb, char *args) {
-    const char *sub = next_word(&args), *file = next_word(&args);
-    if (!sub || strcmp(sub, "save") != 0 || !file) {
-        workbench_say(wb, OUT_ERROR, "usage: /trace save FILE");
+    if (!need_arg(wb, "/trace", "FILE.json", args)) return;
+    ss_error err = {0};
+    if (trace_feed_export(&wb->trace, args, &err)) {
+        workbench_say(wb, OUT_ERROR, "/trace: %s", err.msg);
         return;
     }
-    workbench_say(wb, OUT_ERROR, "/trace save: " NOT_YET_TRACE);
+    workbench_say(wb, OUT_INFO, "wrote %s: the session's timeline (Chrome trace; open it in Perfetto)", args);
 }
 
 static void cmd_clear(workbench *wb, char *args) {
@@ -219,7 +219,6 @@ static void cmd_quit(workbench *wb, char *args) {
 static const char *const draft_words[] = {"none", "ngram", NULL};
 static const char *const easyspec_words[] = {"off", "2", "3", "4", NULL};
 static const char *const lora_words[] = {"load", "scale", "on", "off", NULL};
-static const char *const trace_words[] = {"save", NULL};
 
 const console_command console_commands[] = {
     {"/model", "DIR", "load another target model (the draft stays)", cmd_model, NULL, true},
@@ -230,7 +229,7 @@ const console_command console_commands[] = {
     {"/easyspec", "G|GROUPS|off [attn|layer]", "EasySpec layer-parallel drafting in groups of G layers", cmd_easyspec,
      easyspec_words, false},
     {"/lora", "load DIR|scale S|on|off", "LoRA adapters (not available yet)", cmd_lora, lora_words, false},
-    {"/trace", "save FILE", "write the timeline as a Chrome trace (not available yet)", cmd_trace, trace_words, false},
+    {"/trace", "FILE.json", "write the session's timeline as a Chrome trace (Perfetto)", cmd_trace, NULL, true},
     {"/baseline", "", "decode the last prompt plainly to measure the speedup", cmd_baseline, NULL, false},
     {"/clear", "", "forget the conversation", cmd_clear, NULL, false},
     {"/save", "FILE", "write the transcript to a file", cmd_save, NULL, true},

@@ -1,4 +1,5 @@
 /* pane.c — drawing shared by the panes: frames, clipped wide text, transcripts. */
+#include <stdio.h>
 #include <string.h>
 
 #include "app.h"
@@ -51,6 +52,32 @@ void pane_draw_transcript(WINDOW *w, transcript *t, int top, int left, int width
             int n = 0;
             while (c < line->end && t->cells[c].source == src && n < (int)(sizeof run / sizeof *run)) run[n++] = t->cells[c++].ch;
             col += pane_put(w, top + i, left + col, width - col, run, n, role_of(src));
+        }
+    }
+}
+
+void pane_draw_styled(tui *ui, pane_state *ps, pane_id id, const styled_text *t) {
+    WINDOW *w = ps->win;
+    int h, wd;
+    getmaxyx(w, h, wd);
+    int width = wd - 3, view = h - 2, lines = t->n_lines;
+    ps->content_lines = lines;
+    ps->view_lines = view;
+    ps->scroll = pane_clamp_scroll(ps->scroll, lines, view);
+    char note[48] = "";
+    int below = lines - ps->scroll - view;
+    if (below > 0) snprintf(note, sizeof note, "%d more lines", below);
+    pane_frame(w, layout_pane_title(id), ui->focus == (int)id, note);
+    for (int row = 0; row < view; row++) {
+        int n;
+        const styled_cell *c = styled_line(t, ps->scroll + row, &n);
+        int col = 0;
+        for (int i = 0; i < n && col < width;) { /* one run per role */
+            wchar_t run[256];
+            int k = 0;
+            unsigned char role = c[i].role;
+            while (i < n && c[i].role == role && k < 256) run[k++] = c[i++].ch;
+            col += pane_put(w, 1 + row, 2 + col, width - col, run, k, (theme_role)role);
         }
     }
 }

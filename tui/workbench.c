@@ -43,15 +43,21 @@ static void tell_backend(workbench *wb) {
     if (notice[0]) workbench_say(wb, OUT_INFO, "%s", notice);
 }
 
+static bool on_cuda(workbench *wb) { return strcmp(ss_model_backend_name(ss_session_target(wb->session)), "cuda") == 0; }
+
 ss_status workbench_open(workbench *wb, ss_error *err) {
     ss_status st = ss_session_open(&wb->opts, &wb->session, err);
-    if (!st) tell_backend(wb);
-    return st;
+    if (st) return st;
+    tell_backend(wb);
+    ss_error terr = {0};
+    if (trace_feed_open(&wb->trace, on_cuda(wb), &terr)) workbench_say(wb, OUT_ERROR, "timeline off: %s", terr.msg);
+    return SS_OK;
 }
 
 void workbench_free(workbench *wb) {
     lua_runner_free(&wb->lua);
     if (wb->session) ss_session_close(wb->session);
+    trace_feed_close(&wb->trace);
     transcript_free(&wb->chat);
     spec_stats_free(&wb->stats);
     free(wb->model_dir);
@@ -88,7 +94,9 @@ void workbench_chat(workbench *wb, const char *text) {
     free(wb->last_prompt);
     wb->last_prompt = prompt;
     ss_error err = {0};
+    trace_feed_run_begin(&wb->trace, true);
     if (ss_session_start(wb->session, text, &wb->params, &err)) {
+        trace_feed_run_end(&wb->trace);
         transcript_add(&wb->chat, "[not started]", SRC_NOTE);
         workbench_say(wb, OUT_ERROR, "%s", err.msg);
         return;
@@ -110,7 +118,9 @@ void workbench_baseline(workbench *wb) {
     p.k = 0;
     p.chat = false;
     ss_error err = {0};
+    trace_feed_run_begin(&wb->trace, true);
     if (ss_session_start(wb->session, wb->last_prompt, &p, &err)) {
+        trace_feed_run_end(&wb->trace);
         workbench_say(wb, OUT_ERROR, "%s", err.msg);
         return;
     }
@@ -164,8 +174,10 @@ static void session_event(workbench *wb, const ss_event *ev) {
         break;
     case SS_EV_STEP:
         if (chat) spec_stats_step(&wb->stats, &ev->step);
+        trace_feed_step(&wb->trace);
         break;
     case SS_EV_DONE:
+        trace_feed_run_end(&wb->trace);
         if (chat) chat_done(wb, ev);
         else if (wb->job == JOB_BASELINE) baseline_done(wb, ev);
         wb->job = JOB_NONE;
@@ -176,6 +188,7 @@ static void session_event(workbench *wb, const ss_event *ev) {
 
 static void open_script_run(workbench *wb) {
     if (wb->script_run_open) return;
+    trace_feed_run_begin(&wb->trace, false); /* host spans only: CUPTI follows chat turns */
     transcript_begin_turn(&wb->chat, "script");
     spec_stats_begin_script(&wb->stats);
     wb->script_run_open = true;
@@ -202,8 +215,10 @@ static void script_message(workbench *wb, lua_msg *m) {
     case LUA_MSG_STEP:
         open_script_run(wb);
         spec_stats_step(&wb->stats, &m->step);
+        trace_feed_step(&wb->trace);
         break;
     case LUA_MSG_DONE:
+        if (wb->script_run_open) trace_feed_run_end(&wb->trace);
         if (wb->script_run_open) spec_stats_end_script(&wb->stats, m->status, wb->script_tokens);
         wb->script_run_open = false; /* a failure's message and traceback came as output already */
         if (wb->view.finished) wb->view.finished(wb->view.ud);
@@ -224,6 +239,7 @@ bool workbench_pump(workbench *wb) {
         script_message(wb, &m);
         any = true;
     }
+    if (trace_feed_refresh(&wb->trace)) any = true; /* at most once per pump, however many steps ended */
     if (any) wb->changed = true;
     return any;
 }
@@ -264,6 +280,7 @@ bool workbench_set_models(workbench *wb, const char *model_dir, const char *draf
     wb->draft_dir = draft;
     wb->opts = opts;
     spec_stats_models_changed(&wb->stats, target_changed);
+    wb->trace.cuda = wb->trace.tracer && on_cuda(wb); /* the target may have moved to another backend */
     if (!transcript_empty(&wb->chat)) transcript_add(&wb->chat, "\n[models changed: the conversation starts afresh]", SRC_NOTE);
     tell_backend(wb);
     char desc[256];

@@ -11,6 +11,7 @@
 #include "lua_runner.h"
 #include "spec_stats.h"
 #include "specscope.h"
+#include "trace_feed.h"
 #include "transcript.h"
 
 typedef enum { OUT_INFO = 0, OUT_ERROR, OUT_ECHO, OUT_SCRIPT, OUT_SCRIPT_ERROR } out_kind;
@@ -31,6 +32,7 @@ typedef struct {
     ss_session *session;
     transcript chat;
     spec_stats stats;
+    trace_feed trace;     /* the timeline: the tracer's ring and the last step copied from it */
     lua_runner lua;
     job_kind job;
     bool script_run_open; /* a script's tokens or steps arrived and its chat turn is open */

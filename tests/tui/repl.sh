@@ -51,7 +51,7 @@ stats=${stats//$'\x01'/ }
 [[ -n $stats ]] || { echo "FAIL: no reference from specscope generate"; exit 1; }
 
 printf '%s\n' "/help" "/k 2" "$prompt" "/baseline" "/lua print(6*7)" '/lua error("boom")' "/lora on" \
-    "/trace save x.json" "/bogus" "/k 99" "/easyspec 2" "/easyspec off" "/save $work/t.txt" "/quit" "never read" |
+    "/trace $work/r.json" "/bogus" "/k 99" "/easyspec 2" "/easyspec off" "/save $work/t.txt" "/quit" "never read" |
     "$prog" repl "${models[@]}" -n $N > "$work/out" 2> "$work/err"
 status=$?
 [[ $status -eq 0 ]] || fail "repl exit status $status"
@@ -68,7 +68,9 @@ has "$work/out" "EasySpec off"
 has "$work/out" "transcript saved to $work/t.txt (2 turns)"
 has "$work/err" "boom"
 has "$work/err" "/lora on: not available yet (LoRA support has not landed)"
-has "$work/err" "/trace save: not available yet (tracer has not landed)"
+has "$work/out" "wrote $work/r.json: the session's timeline"
+python3 -c 'import json, sys; e = json.load(open(sys.argv[1]))["traceEvents"]; sys.exit(not any(x.get("cat") == "target" and x["args"].get("phase") == "verify" for x in e))' "$work/r.json" ||
+    fail "/trace wrote no Chrome trace with verify spans"
 has "$work/err" "unknown command '/bogus' (/help lists them)"
 has "$work/err" "/k: '99' is not an integer in [0, 16]"
 [[ $(grep -c "^\[$N tokens" "$work/out") -eq 1 ]] || fail "a line after /quit was run"

@@ -3,8 +3,9 @@
 # checks what a person would see: every pane title; the answer to a prompt, equal to what
 # `specscope generate --chat` produces for it; the acceptance figures of that run; a resize to
 # 80x24 and back; `/k 2` changing the statistics (again equal to generate's); Ctrl-C stopping a
-# generation but not the program; `/save`; the history file; `/quit` with exit status 0; and, in a
-# sanitizer build, no ASan/UBSan report.
+# generation but not the program; the timeline pane's phase rows of the last step and `/trace FILE`
+# writing a Chrome trace with the run's host spans; `/save`; the history file; `/quit` with exit
+# status 0; and, in a sanitizer build, no ASan/UBSan report.
 #   usage: tests/tui/tui_tmux.sh PATH/TO/specscope
 #   TUI_CAPTURE_DIR=DIR also keeps the screens it captured there (docs/screenshots come from it).
 set -u
@@ -96,7 +97,7 @@ keys() { tmx send-keys "$@"; }
 
 wait_for "─ console ─" 60 || exit 1
 titles
-shows "not available yet (tracer has not landed)"
+shows "no step yet: send a message"
 shows "not available yet (LoRA support has not landed)"
 
 # 1. A prompt and its answer, with the statistics of that run.
@@ -110,8 +111,19 @@ shows "$acc4 $frac4"
 shows "$len4 tokens per target step"
 shows "k 4 · $N tokens"
 shows "speedup    not measured yet"
+# The timeline pane: the last step's phases with their times, and on the CPU the per-layer note.
+grep -qE "│ *draft +[·█▏▎▍▌▋▊▉]+ +[0-9]+\.[0-9]{2} ms" "$work/screen" || fail "the timeline pane has no draft row with ms"
+grep -qE "│ *verify +[·█▏▎▍▌▋▊▉]+ +[0-9]+\.[0-9]{2} ms" "$work/screen" || fail "the timeline pane has no verify row with ms"
 titles
 keep 01-answer-120x40
+# Zoomed (F4), the timeline shows every row: calibrate too, and the CPU's per-layer note.
+keys F4
+wait_for "per-layer GPU timeline: CUDA backend only" 10
+grep -qE "│ *calibrate +[·█▏▎▍▌▋▊▉]+ +[0-9]+\.[0-9]{2} ms" "$work/screen" || fail "the zoomed timeline has no calibrate row"
+shows "(last of the run), wall"
+keep 01-timeline-zoomed
+keys F4
+wait_for "─ chat ─" 10
 # Colours: draft tokens green, target tokens yellow (the escape sequences tmux keeps with -e).
 tmx capture-pane -e -p > "$work/colour"
 grep -qF $'\e[32m' "$work/colour" && grep -qF $'\e[33m' "$work/colour" || fail "no draft/target colours on the screen"
@@ -156,8 +168,20 @@ wait_for "help: any key closes" 10
 keep 05-help
 keys Escape
 sleep 0.3
-keys "/trace save $work/t.json" Enter
-wait_for "/trace save: not available yet (tracer has not landed)" 10
+keys "/trace $work/x.json" Enter
+wait_for "wrote $work/x.json" 10
+python3 - "$work/x.json" <<'PY' || fail "/trace wrote no Chrome trace with the runs' draft/verify spans"
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+spans = [e for e in events if e.get("ph") == "X" and e.get("pid") == 1]
+phases = {(e["cat"], e["args"].get("phase")) for e in spans}
+need = {("target", "prefill"), ("draft", "draft"), ("target", "verify"), ("draft", "calibrate")}
+missing = need - phases
+if missing or not all(e["dur"] >= 0 for e in spans):
+    sys.exit("missing %s in %d host spans" % (sorted(missing), len(spans)))
+PY
+keys "/trace /nonexistent-dir/x.json" Enter
+wait_for "/trace: trace: cannot write '/nonexistent-dir/x.json'" 10
 keys "/lora load x" Enter
 wait_for "/lora load: not available yet (LoRA support has not landed)" 10
 
