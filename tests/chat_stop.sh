@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# chat_stop.sh — a chat generation from token ids stops at the chat format's end-of-turn token:
+# `generate --prompt-ids IDS --chat` on the demo target, given a tokenizer.json that also names one of
+# the tokens plain greedy decoding emits as <|im_end|> (and another as <|im_start|>, so the chat
+# format is ChatML), ends right after that token; without --chat it runs on.
+#   usage: tests/chat_stop.sh PATH/TO/specscope PATH/TO/models/demo/target
+. "$(dirname "$0")/lib.sh"
+usage_check 2 "PATH/TO/specscope PATH/TO/models/demo/target" "$@"
+prog=$1 model=$2
+need_program "$prog"
+[[ -f $model/config.json ]] || skip "no model at $model"
+need_python3 "to edit the tokenizer and read the JSON"
+make_work chatstop
+ids="464 3290 286"
+tokens() { # FOLDER [--chat]: the generated ids, space-separated
+    "$prog" generate --model "$1" --backend cpu --prompt-ids "$ids" -n 12 --temp 0 --json ${2:-} 2>/dev/null |
+        python3 -c 'import json,sys; print(" ".join(map(str, json.load(sys.stdin)["tokens"])))'
+}
+plain=$(tokens "$model")
+read -r -a p <<<"$plain"
+((${#p[@]} == 12)) || { echo "FAIL: plain greedy gave '$plain', want 12 tokens"; exit 1; }
+ln -s "$(realpath "$model")/config.json" "$(realpath "$model")/model.safetensors" "$work/"
+python3 - "$model/tokenizer.json" "$work/tokenizer.json" "${p[3]}" "${p[@]}" <<'PY'
+import json, sys
+src, dst, end, emitted = sys.argv[1], sys.argv[2], int(sys.argv[3]), set(map(int, sys.argv[4:]))
+t = json.load(open(src))
+start = next(i for i in range(len(t["model"]["vocab"]) - 1, 0, -1) if i not in emitted)
+for content, i in (("<|im_start|>", start), ("<|im_end|>", end)):
+    t["added_tokens"].append({"id": i, "content": content, "single_word": False, "lstrip": False,
+                              "rstrip": False, "normalized": False, "special": True})
+json.dump(t, open(dst, "w"))
+PY
+first=0 # the tokens up to the first emission of the end-of-turn token
+while [[ ${p[first]} != "${p[3]}" ]]; do first=$((first + 1)); done
+want="${p[*]:0:first+1}"
+got=$(tokens "$work" --chat)
+if [[ $got == "$want" ]]; then ok; else fail "--chat: got '$got', want '$want' (stop at ${p[3]})"; fi
+got=$(tokens "$work")
+if [[ $got == "$plain" ]]; then ok; else fail "without --chat: got '$got', want '$plain'"; fi
+finish
