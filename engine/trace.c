@@ -165,6 +165,49 @@ void ss_trace_end(ss_trace_span *span) {
     span->t = NULL; /* ended once */
 }
 
+/* ---------------------------------------------------------------- the last step */
+
+static bool is_phase_span(const ss_trace_event *ev) {
+    static const char *const phases[] = {"prefill", "draft", "verify", "calibrate"};
+    if (ev->track != SS_TRACK_HOST || ev->layer >= 0) return false; /* per-layer spans are not phases */
+    for (size_t i = 0; i < sizeof phases / sizeof *phases; i++)
+        if (strcmp(ev->phase, phases[i]) == 0) return true;
+    return false;
+}
+
+static bool is_calibrate(const ss_trace_event *ev) { return is_phase_span(ev) && strcmp(ev->phase, "calibrate") == 0; }
+
+/* The step's phases: the phase spans in (after, upto]. */
+static bool collect_phases(const ss_trace_event *spans, int after, int upto, ss_trace_step *out) {
+    for (int i = after + 1; i <= upto; i++) {
+        const ss_trace_event *ev = &spans[i];
+        if (!is_phase_span(ev) || out->n_phases == SS_TRACE_MAX_PHASES) continue;
+        ss_trace_phase *p = &out->phase[out->n_phases++];
+        memcpy(p->phase, ev->phase, sizeof p->phase);
+        memcpy(p->model, ev->model, sizeof p->model);
+        p->start_ns = ev->start_ns;
+        p->dur_ns = ev->dur_ns;
+        out->step = ev->step;
+        if (out->n_phases == 1 || ev->start_ns < out->start_ns) out->start_ns = ev->start_ns;
+        if (ev->start_ns + ev->dur_ns > out->end_ns) out->end_ns = ev->start_ns + ev->dur_ns;
+    }
+    out->valid = out->n_phases > 0;
+    return out->valid;
+}
+
+bool ss_trace_find_last_step(const ss_trace_event *spans, int n, bool finished, ss_trace_step *out) {
+    memset(out, 0, sizeof *out);
+    int last_cal = -1, prev_cal = -1, last_phase = -1;
+    for (int i = 0; i < n; i++) {
+        if (!is_phase_span(&spans[i])) continue;
+        last_phase = i;
+        if (is_calibrate(&spans[i])) prev_cal = last_cal, last_cal = i;
+    }
+    if (finished && last_phase > last_cal) return collect_phases(spans, last_cal, last_phase, out);
+    if (last_cal < 0) return false; /* mid-round: the round has not ended yet */
+    return collect_phases(spans, prev_cal, last_cal, out);
+}
+
 /* ---------------------------------------------------------------- snapshot */
 
 /* A copy of the events kept, oldest first, so the export and the summary run without the lock. */

@@ -71,6 +71,32 @@ typedef struct {
 ss_trace_span ss_trace_begin(ss_tracer *t, const char *name, const char *model, const char *phase, int layer);
 void ss_trace_end(ss_trace_span *span);
 
+/* The last step among host spans, as the timeline pane and the Lua s:trace() show it. */
+#define SS_TRACE_MAX_PHASES 8
+
+typedef struct {
+    char phase[12]; /* "prefill", "draft", "verify", "calibrate" */
+    char model[8];  /* "target", "draft" */
+    uint64_t start_ns, dur_ns;
+} ss_trace_phase;
+
+typedef struct {
+    bool valid;                /* a step was found */
+    int step;                  /* the tracer's step number its last phase began in (ss_tracer_set_step) */
+    uint64_t start_ns, end_ns; /* its first phase's start, its last phase's end */
+    ss_trace_phase phase[SS_TRACE_MAX_PHASES];
+    int n_phases;
+} ss_trace_step;
+
+/* Finds the last step in host spans listed oldest first, as the tracer added them (a span is added
+ * when it ends; ss_tracer_copy_recent gives such a list). A decoding round adds draft, verify,
+ * calibrate, in that order, calibrate always last, so a step is the phase spans after one calibrate
+ * through the next; the first step of a generation thereby takes the prefill spans with it.
+ * Per-layer spans (layer >= 0) are no phases. finished: the generation ended, so spans after the
+ * last calibrate (a generation that stopped after its prefill) are a step too. Pure; false (and
+ * out->valid false) when there is no step. */
+bool ss_trace_find_last_step(const ss_trace_event *spans, int n, bool finished, ss_trace_step *out);
+
 /* Chrome trace-event JSON: "X" events with ts / dur in microseconds from the tracer's creation, one
  * process for the host (a thread per model) and one for the GPU (kernels, copies), named by "M"
  * metadata events. Fails with a one-line message naming the file when it cannot be written. */

@@ -1,6 +1,6 @@
 /* lua_session.c — spec.open and the session object scripts drive: set, generate (with Lua
- * callbacks per token and per step), reset, close, and the LoRA / trace methods whose engine parts
- * have not landed yet.
+ * callbacks per token and per step), reset, close, the last step's timeline and its Chrome trace
+ * (the session's own tracer), and the LoRA methods whose engine part has not landed yet.
  *
  * Engine calls never see a Lua error: whatever can raise (building tables, calling the script's
  * callbacks) runs either before or after the engine call, or inside lua_pcall from the callback
@@ -14,9 +14,13 @@
 
 #include "commands.h"
 #include "lua_internal.h"
+#include "trace.h"
 
 #define SESSION_MT "spec.session"
 #define BOX_MT "spec.generation"
+
+#define SESSION_TRACE_CAPACITY 8192 /* events: the newest few hundred steps' host spans */
+#define SESSION_TRACE_SPANS 64      /* host spans s:trace() looks through: a step adds 3 to 5 */
 
 /* The session's user values: its callbacks, and the conversation kept for spec.chat_template. */
 enum { UV_ON_TOKEN = 1, UV_ON_STEP, UV_HISTORY, N_UV = UV_HISTORY };
@@ -26,6 +30,7 @@ typedef struct {
     bool borrowed;  /* spec.current: the interface owns it; close only forgets it */
     bool busy;      /* a generate call runs; its callbacks may not generate, reset or close */
     ss_params params;
+    ss_tracer *tracer; /* records the session's generations; NULL until the first one */
 } lua_session;
 
 /* What one generate call allocates with malloc: freed by __gc should a Lua error intervene. */
@@ -265,6 +270,8 @@ typedef struct {
     ss_lua *S;
     lua_State *L;
     const ss_callbacks *observer; /* the embedding's watcher, told of every token and step */
+    ss_tracer *tracer;            /* the session's: numbers its steps */
+    int steps;                    /* steps ended so far */
     bool lua_token, lua_step;     /* the session has Lua callbacks */
     int error_idx;                /* stack index of the first callback error; 0 while none */
     bool no_stack;                /* the Lua stack could not grow for a callback */
@@ -357,6 +364,7 @@ static void token_trampoline(void *ud, const char *piece, int id, char source) {
 
 static void step_trampoline(void *ud, const ss_step *step) {
     gen_ctx *c = ud;
+    ss_tracer_set_step(c->tracer, ++c->steps + 1); /* the spans of the next round */
     if (c->observer && c->observer->on_step) c->observer->on_step(c->observer->ud, step);
     check_observer_stop(c);
     if (!c->lua_step) return;
@@ -427,6 +435,61 @@ static void push_result(lua_State *L, const ss_result *r, bool stopped) {
     lua_setfield(L, -2, "stopped");
     push_stats(L, &r->stats);
     lua_setfield(L, -2, "stats");
+}
+
+/* ---------------------------------------------------------------- the session's tracer */
+
+/* The session's tracer, made at its first use (raises when it cannot be). */
+static ss_tracer *session_tracer(lua_State *L, lua_session *ls) {
+    ss_error err = {0};
+    if (!ls->tracer && ss_tracer_new(SESSION_TRACE_CAPACITY, &ls->tracer, &err))
+        luaL_error(L, "spec: %s", err.msg);
+    return ls->tracer;
+}
+
+static void push_phase(lua_State *L, const ss_trace_phase *p, uint64_t step_start_ns) {
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, p->phase);
+    lua_setfield(L, -2, "phase");
+    lua_pushstring(L, p->model);
+    lua_setfield(L, -2, "model");
+    set_number(L, "start_ms", (double)(p->start_ns - step_start_ns) / 1e6);
+    set_number(L, "ms", (double)p->dur_ns / 1e6);
+}
+
+/* s:trace(): the last step traced, {step =, wall_ms =, phases = {{phase =, model =, start_ms =, ms =}}},
+ * or nil. From a callback of a running generation, the last step that has ended. */
+static int l_trace(lua_State *L) {
+    lua_session *ls = check_session(L);
+    ss_trace_event spans[SESSION_TRACE_SPANS];
+    int n = ss_tracer_copy_recent(ls->tracer, SS_TRACK_HOST, 0, UINT64_MAX, spans, SESSION_TRACE_SPANS);
+    ss_trace_step step;
+    if (!ss_trace_find_last_step(spans, n, !ls->busy, &step)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 3);
+    set_integer(L, "step", step.step);
+    set_number(L, "wall_ms", (double)(step.end_ns - step.start_ns) / 1e6);
+    lua_createtable(L, step.n_phases, 0);
+    for (int i = 0; i < step.n_phases; i++) {
+        push_phase(L, &step.phase[i], step.start_ns);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "phases");
+    return 1;
+}
+
+/* s:trace_save(PATH): the session's trace as Chrome trace-event JSON; returns the events written. */
+static int l_trace_save(lua_State *L) {
+    lua_session *ls = check_session(L);
+    const char *path = luaL_checkstring(L, 2);
+    ss_tracer *tracer = session_tracer(L, ls);
+    ss_error err = {0};
+    if (ss_trace_check_path(path, &err) || ss_tracer_write_chrome(tracer, path, &err))
+        return luaL_error(L, "spec: trace_save: %s", err.msg);
+    lua_pushinteger(L, ss_tracer_count(tracer));
+    return 1;
 }
 
 /* ---------------------------------------------------------------- generate */
@@ -531,22 +594,29 @@ static int l_generate(lua_State *L) {
     if (templated) /* rendered by the script's template; generate_ids keeps chat for the end-of-turn stops */
         render_with_template(L, ls, &box->prompt);
 
-    gen_ctx c = {.S = S, .L = L, .observer = S->opts.observer};
+    ss_tracer *tracer = session_tracer(L, ls);
+    gen_ctx c = {.S = S, .L = L, .observer = S->opts.observer, .tracer = tracer};
     c.lua_token = lua_getiuservalue(L, 1, UV_ON_TOKEN) == LUA_TFUNCTION;
     c.lua_step = lua_getiuservalue(L, 1, UV_ON_STEP) == LUA_TFUNCTION;
     lua_pop(L, 2);
     bool observed = c.observer != NULL;
     ss_callbacks cb = {.on_token = c.lua_token || observed ? token_trampoline : NULL,
-                       .on_step = c.lua_step || observed ? step_trampoline : NULL,
+                       .on_step = step_trampoline, /* numbers the traced steps */
                        .ud = &c,
                        .stop = &S->gen_stop};
     S->gen_stop = atomic_load(&S->interrupted);
     ss_error err = {0};
+    /* The session's tracer records this generation; the one active before (the interface's, or an
+     * outer session's when a callback generates) takes over again after it. */
+    ss_tracer *outer = ss_tracer_active();
+    ss_tracer_set_active(tracer);
+    ss_tracer_set_step(tracer, 1);
     ls->busy = true;
     ss_status st = ids_prompt || templated
                        ? ss_session_generate_ids(ls->s, box->prompt.ids, box->prompt.n, &params, &cb, &box->result, &err)
                        : ss_session_generate(ls->s, lua_tostring(L, 2), &params, &cb, &box->result, &err);
     ls->busy = false;
+    ss_tracer_set_active(outer);
 
     if (c.error_idx) {
         lua_pushvalue(L, c.error_idx);
@@ -565,7 +635,7 @@ static int l_generate(lua_State *L) {
     return 1;
 }
 
-/* ---------------------------------------------------------------- LoRA and trace (not landed) */
+/* ---------------------------------------------------------------- LoRA (not landed) */
 
 static int not_available(lua_State *L) {
     check_session(L);
@@ -586,6 +656,8 @@ static void close_session(lua_session *ls) {
     if (!ls->s || ls->busy) return;
     if (!ls->borrowed) ss_session_close(ls->s);
     ls->s = NULL;
+    ss_tracer_free(ls->tracer);
+    ls->tracer = NULL;
 }
 
 static int l_close(lua_State *L) {
@@ -612,7 +684,7 @@ static int l_tostring(lua_State *L) {
 static const luaL_Reg session_methods[] = {
     {"set", l_set},           {"params", l_params},     {"info", l_info},   {"generate", l_generate},
     {"reset", l_reset},       {"on_token", l_on_token}, {"on_step", l_on_step}, {"close", l_close},
-    {NULL, NULL},
+    {"trace", l_trace},       {"trace_save", l_trace_save}, {NULL, NULL},
 };
 
 static const luaL_Reg session_meta[] = {
@@ -632,8 +704,6 @@ void spec_register_session(lua_State *L, ss_lua *S) {
     register_not_available(L, "lora_scale", "LoRA support");
     register_not_available(L, "lora_enable", "LoRA support");
     register_not_available(L, "lora_norms", "LoRA support");
-    register_not_available(L, "trace", "the tracer");
-    register_not_available(L, "trace_save", "the tracer");
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 

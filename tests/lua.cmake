@@ -8,6 +8,9 @@ set_tests_properties(test_lua PROPERTIES TIMEOUT 120)
 # Sessions from Lua on the demo pair, with spec.current and an observer (skips without models/demo).
 add_test(NAME test_lua_session COMMAND test_lua session)
 set_tests_properties(test_lua_session PROPERTIES LABELS "unit;lua" SKIP_RETURN_CODE 77 TIMEOUT 300)
+# s:trace() and s:trace_save() on the demo pair, under a host tracer of its own (skips without models/demo).
+add_test(NAME test_lua_trace COMMAND test_lua trace)
+set_tests_properties(test_lua_trace PROPERTIES LABELS "unit;lua" SKIP_RETURN_CODE 77 TIMEOUT 300)
 
 # `specscope run` from the outside: exit status and messages of failing, looping and hungry scripts.
 add_test(NAME lua_run_cli COMMAND specscope run --unsafe ${CMAKE_CURRENT_SOURCE_DIR}/lua/test_cli.lua

@@ -7,7 +7,11 @@
  *                     script, and the interpreter still working after each of them.
  *   test_lua session  tests/lua/test_session.lua on the demo pair, with spec.current and an
  *                     observer (skips with 77 when models/demo is absent).
+ *   test_lua trace    tests/lua/test_trace.lua on the demo pair (s:trace, s:trace_save) under a
+ *                     tracer of the host's own, which must stay active and see nothing; the trace
+ *                     file the script wrote is parsed here (skips with 77 without models/demo).
  */
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +22,7 @@
 #include "check.h"
 #include "commands.h"
 #include "spec_lua.h"
+#include "trace.h"
 
 #define LUA_TESTS SOURCE_DIR "/tests/lua/"
 
@@ -260,13 +265,16 @@ static void observe_step(void *ud, const ss_step *step) {
     ((observed *)ud)->steps++;
 }
 
-static int test_sessions(void) {
+static bool have_demo_pair(void) {
     char config[4096];
     snprintf(config, sizeof config, "%s/config.json", demo_target_dir());
-    if (access(config, R_OK) != 0) {
-        printf("SKIPPED: no demo pair (%s is absent)\n", config);
-        return 77;
-    }
+    if (access(config, R_OK) == 0) return true;
+    printf("SKIPPED: no demo pair (%s is absent)\n", config);
+    return false;
+}
+
+static int test_sessions(void) {
+    if (!have_demo_pair()) return 77;
     ss_session_opts so = {.model_dir = demo_target_dir(), .quiet = true};
     ss_session *current;
     ss_error err = {0};
@@ -314,8 +322,84 @@ static int test_sessions(void) {
     return check_done();
 }
 
+/* ---------------------------------------------------------------- traces (the demo pair) */
+
+/* The Chrome trace the script wrote after its k 4 generation: host spans only, each of a phase, the
+ * rounds' on the model threads (target, draft) with draft and verify among them. */
+static void check_trace_file(const char *path, int steps_expected_min) {
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr);
+    CHECK_MSG(root != NULL, "%s does not parse: %s (line %d)", path, jerr.text, jerr.line);
+    json_t *events = json_object_get(root, "traceEvents");
+    CHECK(json_is_array(events));
+    int spans = 0, drafts = 0, verifies = 0, prefills = 0, on_model_threads = 0;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev) {
+        if (strcmp(json_string_value(json_object_get(ev, "ph")), "X") != 0) continue;
+        spans++;
+        const char *cat = json_string_value(json_object_get(ev, "cat"));
+        const char *phase = json_string_value(json_object_get(json_object_get(ev, "args"), "phase"));
+        CHECK_MSG(json_integer_value(json_object_get(ev, "pid")) == 1, "event %zu is not a host span", i);
+        CHECK_MSG(json_number_value(json_object_get(ev, "dur")) >= 0, "event %zu: negative dur", i);
+        on_model_threads += cat && (strcmp(cat, "target") == 0 || strcmp(cat, "draft") == 0);
+        drafts += phase && strcmp(phase, "draft") == 0;
+        verifies += phase && strcmp(phase, "verify") == 0;
+        prefills += phase && strcmp(phase, "prefill") == 0;
+    }
+    CHECK_MSG(spans > 0 && on_model_threads == spans, "%d spans, %d on target/draft", spans, on_model_threads);
+    CHECK_MSG(prefills == 2 && drafts >= steps_expected_min && verifies == drafts,
+              "prefill %d, draft %d, verify %d spans", prefills, drafts, verifies);
+    json_decref(root);
+}
+
+static int test_traces(void) {
+    if (!have_demo_pair()) return 77;
+    char folder[] = "/tmp/test_lua_trace.XXXXXX";
+    if (!mkdtemp(folder)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char path[256], nested[300];
+    snprintf(path, sizeof path, "%s/k4.json", folder);
+    snprintf(nested, sizeof nested, "%s.p", path);
+    ss_error err = {0};
+    ss_session_opts so = {.model_dir = demo_target_dir(), .quiet = true};
+    ss_session *current;
+    ss_tracer *host;
+    if (ss_session_open(&so, &current, &err) || ss_tracer_new(64, &host, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    ss_tracer_set_active(host); /* as the interface's timeline does */
+    captured c;
+    ss_lua_opts o = {.output = capture, .output_ud = &c, .current = current};
+    memset(&c, 0, sizeof c);
+    ss_lua *L;
+    if (ss_lua_new(&o, &L, &err)) {
+        fprintf(stderr, "ss_lua_new: %s\n", err.msg);
+        return 1;
+    }
+    char *argv[] = {path, folder};
+    ss_status st = ss_lua_run_file(L, LUA_TESTS "test_trace.lua", 2, argv, &err);
+    CHECK_MSG(st == SS_OK, "%s\n%s", err.msg, c.errors);
+    fputs(c.out, stdout);
+    ss_lua_free(L);
+    CHECK_MSG(ss_tracer_active() == host, "the host's tracer is no longer the active one");
+    CHECK_MSG(ss_tracer_count(host) == 0, "the host's tracer got %d of the scripts' events", ss_tracer_count(host));
+    check_trace_file(path, 2);
+    unlink(path);
+    unlink(nested);
+    rmdir(folder);
+    ss_tracer_set_active(NULL);
+    ss_tracer_free(host);
+    ss_session_close(current);
+    return check_done();
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "session") == 0) return test_sessions();
+    if (argc > 1 && strcmp(argv[1], "trace") == 0) return test_traces();
     test_pure_script();
     test_output_and_results();
     test_errors();

@@ -9,14 +9,10 @@
 
 #include "trace.h"
 
-#define TL_MAX_PHASES 8
+#define TL_MAX_PHASES SS_TRACE_MAX_PHASES
 #define TL_MAX_LAYERS 256
 
-typedef struct {
-    char phase[12];          /* "prefill", "draft", "verify", "calibrate" */
-    char model[8];           /* "target", "draft" */
-    uint64_t start_ns, dur_ns;
-} tl_phase;
+typedef ss_trace_phase tl_phase; /* "prefill", "draft", "verify", "calibrate"; model "target" / "draft" */
 
 typedef struct {
     double us[TL_MAX_LAYERS]; /* GPU time per layer, summed over the phase's forwards */
@@ -34,11 +30,8 @@ typedef struct {
     bool kernels_capped;      /* the copy of the step's kernels hit its cap */
 } tl_step;
 
-/* The last step among host spans (oldest first, as the tracer added them: a span is added when it
- * ends). A decoding round adds draft, verify, calibrate, in that order, calibrate always last, so a
- * step is the spans after one calibrate through the next; the first step of a generation thereby
- * takes the prefill spans with it. finished: the generation ended, so spans after the last
- * calibrate (a generation that stopped after its prefill) are a step too. False when none is. */
+/* The last step among host spans (oldest first): ss_trace_find_last_step (engine/trace.h, the rule
+ * is there), its phases copied into out with no layers yet. False when there is none. */
 bool timeline_find_step(const ss_trace_event *spans, int n, bool finished, tl_step *out);
 
 /* Groups the kernel events (any order) that start inside [from_ns, to_ns] into layers; see

@@ -12,11 +12,15 @@ assert(r.stats.draft.k == 4 and r.stats.draft.acceptance_rate >= 0 and r.stats.t
 s:reset()
 for _, call in ipairs{function() s:lora_load("adapter", {name = "a", scale = 1.0}) end,
                       function() s:lora_scale("a", 0.5) end, function() s:lora_enable("a", false) end,
-                      function() return s:lora_norms() end, function() return s:trace() end,
-                      function() s:trace_save("trace.json") end} do
+                      function() return s:lora_norms() end} do
   local ok, err = pcall(call)
   assert(not ok and err:find("not available yet", 1, true), err)
 end
+local frame = s:trace()
+assert(frame.step == steps and #frame.phases >= 1 and frame.wall_ms >= 0)
+local trace_file = os.tmpname()
+assert(s:trace_save(trace_file) >= 3 * steps)
+os.remove(trace_file)
 local out = os.tmpname()
 os.remove(out)
 spec.csv(out, {{k = 4, rate = 0.25}})

@@ -182,13 +182,11 @@ spec.chat_template = nil
 T.check(#s:generate("hello", {chat = true, max_tokens = 4}).tokens >= 1, "the model's own chat format")
 s:reset()
 
--- LoRA and trace: not landed yet ----------------------------------------------------------------
+-- LoRA: not landed yet (s:trace and s:trace_save: test_trace.lua) ---------------------------------
 T.raises("spec: lora_load is not available yet (LoRA support has not landed)", s.lora_load, s, "dir", {name = "a"})
 T.raises("spec: lora_scale is not available yet (LoRA support has not landed)", s.lora_scale, s, "a", 0.5)
 T.raises("spec: lora_enable is not available yet (LoRA support has not landed)", s.lora_enable, s, "a", false)
 T.raises("spec: lora_norms is not available yet (LoRA support has not landed)", s.lora_norms, s)
-T.raises("spec: trace is not available yet (the tracer has not landed)", s.trace, s)
-T.raises("spec: trace_save is not available yet (the tracer has not landed)", s.trace_save, s, "t.json")
 
 -- close, __close, __gc ------------------------------------------------------------------------------
 s:close()
