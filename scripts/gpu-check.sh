@@ -8,7 +8,8 @@
 #   3. `specscope bench --backend cuda --json` on random-weight checkpoints of real geometries
 #      (scripts/make_random_model.py), again with PDL off, and on llama-3.2-1b with fusion / graphs
 #      off (--no-ab: none of these A/B runs);
-#   4. a summary table, printed last.
+#   4. with 2 or more GPUs: tp 2 greedy output against tp 1, and decode scaling over 1, 2 (4) ranks;
+#   5. a summary table, printed last.
 # Full logs go to $OUT when it is set (else BUILD/gpu-check/). The whole run keeps under 8 minutes:
 # each step gets what is left of the budget and later steps are skipped when it runs out.
 #
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     --presets) PRESETS=$2; shift 2 ;;
     --models) MODELS=$2; shift 2 ;;
     --no-ab) AB=0; shift ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-check.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -147,6 +148,33 @@ for preset in $PRESETS; do
         bench "$preset" no-graphs SPECSCOPE_CUDA_GRAPHS=0
     fi
 done
+
+# ---------------------------------------------------------------- several GPUs (docs/tp.md)
+# With 2 or more GPUs: greedy output of the 8B geometry split over 2 ranks equals 1 rank's, and
+# decode scaling over 1, 2 (and 4) ranks. NVLink multicast stays off (NCCL_NVLS_ENABLE=0).
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+if [ "${gpus:-0}" -ge 2 ] && [ -f "$MODELS/llama-3.1-8b/config.json" ]; then
+    export NCCL_NVLS_ENABLE=0
+    ids=$(seq 1000 1063 | tr '\n' ' ')
+    greedy() { "$BUILD/specscope" generate --backend cuda --model "$MODELS/llama-3.1-8b" --tp "$1" --prompt-ids "$ids" \
+        -n 32 --temp 0 --json 2>>"$LOG" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"])'; }
+    if [ "$(greedy 1)" = "$(greedy 2)" ]; then SUMMARY+=("tp 2 greedy|identical to tp 1 (32 tokens)"); else
+        SUMMARY+=("tp 2 greedy|DIFFERS from tp 1 (see gpu-check.log)")
+        FAILED=1
+    fi
+    list=1,2
+    [ "$gpus" -ge 4 ] && list=1,2,4
+    note "bench --tp-scaling $list on llama-3.1-8b ($gpus GPUs)"
+    if [ "$(left)" -gt 0 ] && timeout "$(left)" "$BUILD/specscope" bench --backend cuda --model "$MODELS/llama-3.1-8b" \
+        --tp-scaling "$list" --json >"$LOGS/bench-tp.json" 2>>"$LOG"; then
+        SUMMARY+=("tp scaling|$(python3 -c 'import json,sys; print(", ".join("tp %d %.1f tok/s (%.0f%%)" % (p["tp"], p["decode_tokens_per_s"], 100 * p["efficiency"]) for p in json.load(open(sys.argv[1]))["tp_scaling"]))' "$LOGS/bench-tp.json")")
+    else
+        SUMMARY+=("tp scaling|FAILED (see gpu-check.log)")
+        FAILED=1
+    fi
+else
+    SUMMARY+=("several GPUs|not run: ${gpus:-0} GPU(s) here")
+fi
 
 # ---------------------------------------------------------------- summary
 {

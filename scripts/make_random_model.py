@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """make_random_model.py — random-weight checkpoints with the exact geometry of real models, for benchmarks.
 
-  make_random_model.py --preset {qwen2.5-0.5b,llama-3.2-1b,llama-3.1-8b} --out DIR
-                       [--dtype bf16|f16|f32] [--seed 0] [--tokenizer DIR] [--device cuda|cpu]
-                       [--max-shard-size 5GB]
+  make_random_model.py --preset {qwen2.5-0.5b,llama-3.2-1b,llama-3.1-8b,llama-3.1-70b} --out DIR
+                       [--layers N] [--dtype bf16|f16|f32] [--seed 0] [--tokenizer DIR]
+                       [--device cuda|cpu] [--max-shard-size 5GB]
 
 The config matches the published config.json of each model (geometry, RoPE, tying, special token ids).
 The model is built directly on the GPU in the target dtype (an 8B model built on the CPU takes minutes),
 every matrix and bias is redrawn from N(0, 0.02^2) with a seeded generator and every norm weight set to 1,
 then it is moved to the CPU and written with save_pretrained (llama-3.1-8b comes out in 4 shards at the
-default --max-shard-size). With --tokenizer DIR the tokenizer files of DIR are copied beside it (random
+default --max-shard-size). --layers N keeps the preset's layer geometry with N layers (a 70B-class
+layer stack that fits the GPUs at hand: llama-3.1-70b's 80 layers are 141 GB in bf16, more than one
+H200 holds, so the full preset needs --device cpu and tensor parallelism to run). With --tokenizer DIR the tokenizer files of DIR are copied beside it (random
 weights need no particular tokenizer, but the engine wants one to run `generate`).
 Exit 0 ok, 1 failure, 2 usage.
 """
@@ -42,6 +44,12 @@ PRESETS = {
                          max_position_embeddings=131072, rms_norm_eps=1e-5, tie_word_embeddings=False,
                          bos_token_id=128000, eos_token_id=128001, theta=500000.0,
                          scaling=dict(LLAMA3_ROPE, factor=8.0)),
+    # meta-llama/Llama-3.1-70B
+    "llama-3.1-70b": dict(arch="llama", vocab_size=128256, hidden_size=8192, intermediate_size=28672,
+                          num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8, head_dim=128,
+                          max_position_embeddings=131072, rms_norm_eps=1e-5, tie_word_embeddings=False,
+                          bos_token_id=128000, eos_token_id=128001, theta=500000.0,
+                          scaling=dict(LLAMA3_ROPE, factor=8.0)),
 }
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "vocab.json", "merges.txt")
@@ -56,9 +64,11 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def build_config(transformers, preset):
+def build_config(transformers, preset, layers=None):
     from make_fixtures import rope_config_kwargs
     spec = dict(PRESETS[preset])
+    if layers:
+        spec["num_hidden_layers"] = layers
     arch, theta, scaling = spec.pop("arch"), spec.pop("theta"), spec.pop("scaling")
     spec.update(rope_config_kwargs(transformers, theta, scaling), hidden_act="silu", initializer_range=0.02)
     if arch == "qwen2":
@@ -95,6 +105,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", required=True, choices=sorted(PRESETS))
     ap.add_argument("--out", required=True, help="output folder (created; must be empty or absent)")
+    ap.add_argument("--layers", type=int, help="layers instead of the preset's (same per-layer geometry)")
     ap.add_argument("--dtype", default="bf16", choices=["bf16", "f16", "f32"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tokenizer", help="folder whose tokenizer files are copied beside the weights")
@@ -103,6 +114,8 @@ def main():
     args = ap.parse_args()
     if os.path.isdir(args.out) and os.listdir(args.out):
         fail(f"--out {args.out} exists and is not empty", 2)
+    if args.layers is not None and args.layers < 1:
+        fail(f"--layers {args.layers}: at least 1", 2)
     if args.tokenizer and not os.path.isfile(os.path.join(args.tokenizer, "tokenizer.json")):
         fail(f"--tokenizer {args.tokenizer} has no tokenizer.json", 2)
     try:
@@ -116,7 +129,7 @@ def main():
     dtype = {"bf16": torch.bfloat16, "f16": torch.float16, "f32": torch.float32}[args.dtype]
 
     t0 = time.time()
-    config, model_cls = build_config(transformers, args.preset)
+    config, model_cls = build_config(transformers, args.preset, args.layers)
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(dtype)                  # parameters are created in the target dtype ...
     try:
