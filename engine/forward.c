@@ -25,6 +25,7 @@
 
 #include "model.h"
 #include "sampler.h"
+#include "trace.h"
 
 /* A rank's share of the q and k/v widths (the whole model's with tp = 1). */
 static int q_dim(const ss_model *m) { return m->heads * m->cfg.head_dim; }
@@ -152,18 +153,25 @@ static void group_forward(ss_model *m, const ss_group *g, ss_easyspec_mode mode)
 
 /* ---------------------------------------------------------------- the forward */
 
+/* A host span per layer (or EasySpec group: its first layer) for the tracer (engine/trace.h), on
+ * backends that compute each op as it is issued (the CPU), where the span is the layer's time. The
+ * CUDA backend queues its ops (and replays graphs without calling forward.c), so there the per-layer
+ * picture comes from the kernels (CUPTI) instead. Model and phase come from spec.c's enclosing span. */
+static ss_trace_span layer_span(const ss_model *m, const char *name, int layer) {
+    return ss_trace_begin(m->be->ops->run_graph ? NULL : ss_tracer_active(), name, NULL, NULL, layer);
+}
+
 static void run_layers(ss_model *m, int n) {
     const ss_plan *plan = m->plan;
-    if (!plan) {
-        for (int l = 0; l < m->cfg.n_layers; l++) layer_forward(m, l, n);
-        return;
-    }
-    for (int i = 0; i < plan->n_groups; i++) {
-        const ss_group *g = &plan->groups[i];
-        if (g->count == 1)
-            layer_forward(m, g->first, n);
-        else
+    for (int i = 0; i < (plan ? plan->n_groups : m->cfg.n_layers); i++) {
+        const ss_group *g = plan ? &plan->groups[i] : NULL;
+        const int first = g ? g->first : i;
+        ss_trace_span span = layer_span(m, g && g->count > 1 ? "group" : "layer", first);
+        if (g && g->count > 1)
             group_forward(m, g, plan->mode);
+        else
+            layer_forward(m, first, n);
+        ss_trace_end(&span);
     }
 }
 

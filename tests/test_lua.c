@@ -332,7 +332,7 @@ static void check_trace_file(const char *path, int steps_expected_min) {
     CHECK_MSG(root != NULL, "%s does not parse: %s (line %d)", path, jerr.text, jerr.line);
     json_t *events = json_object_get(root, "traceEvents");
     CHECK(json_is_array(events));
-    int spans = 0, drafts = 0, verifies = 0, prefills = 0, on_model_threads = 0;
+    int spans = 0, drafts = 0, verifies = 0, prefills = 0, layers = 0, on_model_threads = 0;
     size_t i;
     json_t *ev;
     json_array_foreach(events, i, ev) {
@@ -343,6 +343,10 @@ static void check_trace_file(const char *path, int steps_expected_min) {
         CHECK_MSG(json_integer_value(json_object_get(ev, "pid")) == 1, "event %zu is not a host span", i);
         CHECK_MSG(json_number_value(json_object_get(ev, "dur")) >= 0, "event %zu: negative dur", i);
         on_model_threads += cat && (strcmp(cat, "target") == 0 || strcmp(cat, "draft") == 0);
+        if (json_object_get(json_object_get(ev, "args"), "layer")) { /* a layer inside a phase (CPU) */
+            layers++;
+            continue;
+        }
         drafts += phase && strcmp(phase, "draft") == 0;
         verifies += phase && strcmp(phase, "verify") == 0;
         prefills += phase && strcmp(phase, "prefill") == 0;
@@ -350,6 +354,7 @@ static void check_trace_file(const char *path, int steps_expected_min) {
     CHECK_MSG(spans > 0 && on_model_threads == spans, "%d spans, %d on target/draft", spans, on_model_threads);
     CHECK_MSG(prefills == 2 && drafts >= steps_expected_min && verifies == drafts,
               "prefill %d, draft %d, verify %d spans", prefills, drafts, verifies);
+    CHECK_MSG(layers >= 8 * verifies, "%d layer spans for %d verify forwards of the 8-layer target", layers, verifies);
     json_decref(root);
 }
 

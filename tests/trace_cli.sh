@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # trace_cli.sh — `--trace` and `--kernels` end to end on the CPU backend:
 #   generate --trace writes Chrome trace JSON with a prefill span and one span per decode step (their
-#   steps numbered, ts / dur in order), and leaves --json's stdout alone; bench --trace writes one
+#   steps numbered, ts / dur in order) and, inside each verify span, one span per layer of the target,
+#   and leaves --json's stdout alone; bench --trace writes one
 #   span per traced decode step; bench --kernels on the CPU says on stderr that there is no kernel
 #   timeline and puts "kernels": null in --json; an unwritable --trace path fails before the run
 #   (exit 2, one stderr line naming the path, no file made).
@@ -22,7 +23,8 @@ check_trace() {
 import json, sys
 d = json.load(open(sys.argv[1]))
 ev = d["traceEvents"]
-spans = [e for e in ev if e["ph"] == "X" and e["pid"] == 1]
+spans = [e for e in ev if e["ph"] == "X" and e["pid"] == 1 and "layer" not in e["args"]]
+layers = [e for e in ev if e["ph"] == "X" and e["pid"] == 1 and "layer" in e["args"]]
 meta = [e for e in ev if e["ph"] == "M"]
 for e in ev:
     if e["ph"] == "X":
@@ -48,6 +50,12 @@ check_trace "generate --trace" "$work/g.json" \
               v["ts"] + v["dur"] <= s["ts"] + s["dur"] for v in spans) for s in steps))(
      min((s for s in spans if s["name"] == "prefill"), key=lambda s: s["ts"]),
      sorted((s for s in spans if s["name"] == "step"), key=lambda s: s["ts"]))'
+# On the CPU each verify forward holds one span per layer of the target, 0 .. n_layers - 1, in order.
+nl=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["num_hidden_layers"])' "$model/config.json")
+check_trace "generate --trace, layers" "$work/g.json" \
+    "(lambda vs: len(vs) >= 1 and all([l['args']['layer'] for l in sorted(layers, key=lambda l: l['ts'])
+      if v['ts'] <= l['ts'] and l['ts'] + l['dur'] <= v['ts'] + v['dur']] == list(range($nl)) for v in vs))(
+     [s for s in spans if s['name'] == 'verify'])"
 
 # generate --json: stdout stays one JSON object.
 "$prog" generate --model "$model" -p "Hello" -n 4 --json --trace "$work/j.json" >"$work/out" 2>"$work/err"

@@ -50,9 +50,10 @@ T.eq(tr.step, r.stats.steps, "the last step's number")
 T.check(math.abs(phase(tr, "verify").ms - last_step.time_ms.verify) < 0.5,
         ("verify %.3f ms, on_step said %.3f"):format(phase(tr, "verify").ms, last_step.time_ms.verify))
 T.check(math.abs(phase(tr, "draft").ms - last_step.time_ms.draft) < 0.5, "draft ms as on_step's")
--- the session's whole trace: both prefills, then draft, verify, calibrate per round
+-- the session's whole trace: both prefills, then draft, verify, calibrate per round, and on the CPU
+-- a span per layer of every forward inside them (test_lua.c counts the phase spans exactly)
 local events = s:trace_save(trace_path)
-T.eq(events, 2 + 3 * r.stats.steps, "events written")
+T.check(events > 2 + 3 * r.stats.steps, ("events written: %d, more than %d"):format(events, 2 + 3 * r.stats.steps))
 
 -- One round: the first step takes the prefill spans with it --------------------------------------
 local s1 = s:generate(prompt, {max_tokens = 2})
@@ -82,7 +83,7 @@ end)
 local r2 = s:generate(prompt)
 s:on_step(nil)
 T.eq(p:trace().step, nested_steps, "the nested generation's last step")
-T.eq(p:trace_save(trace_path .. ".p"), outer_events + 1 + 3 * nested_steps, "the nested session's events")
+T.check(p:trace_save(trace_path .. ".p") > outer_events + 1 + 3 * nested_steps, "the nested session's events")
 T.eq(s:trace().step, r2.stats.steps, "the outer session's last step after the nested one")
 
 -- spec.current (the interface's session) has a tracer of its own too ------------------------------
