@@ -20,7 +20,9 @@
 #define BOX_MT "spec.generation"
 
 #define SESSION_TRACE_CAPACITY 8192 /* events: the newest few hundred steps' host spans */
-#define SESSION_TRACE_SPANS 64      /* host spans s:trace() looks through: a step adds 3 to 5 */
+/* Host spans s:trace() looks through: a step adds 3 to 5 phase spans and, on the CPU, one per layer of
+ * each forward, all after the previous step's calibrate span (as tui/trace_feed.h). */
+#define SESSION_TRACE_SPANS 2048
 
 /* The session's user values: its callbacks, and the conversation kept for spec.chat_template. */
 enum { UV_ON_TOKEN = 1, UV_ON_STEP, UV_HISTORY, N_UV = UV_HISTORY };
@@ -461,7 +463,7 @@ static void push_phase(lua_State *L, const ss_trace_phase *p, uint64_t step_star
  * or nil. From a callback of a running generation, the last step that has ended. */
 static int l_trace(lua_State *L) {
     lua_session *ls = check_session(L);
-    ss_trace_event spans[SESSION_TRACE_SPANS];
+    ss_trace_event *spans = lua_newuserdatauv(L, SESSION_TRACE_SPANS * sizeof *spans, 0); /* freed by the GC */
     int n = ss_tracer_copy_recent(ls->tracer, SS_TRACK_HOST, 0, UINT64_MAX, spans, SESSION_TRACE_SPANS);
     ss_trace_step step;
     if (!ss_trace_find_last_step(spans, n, !ls->busy, &step)) {

@@ -9,7 +9,10 @@
 #include "specscope.h"
 #include "timeline.h"
 
-#define TRACE_FEED_HOST_COPY 64      /* host spans looked at per refresh: a step adds 3 to 5 */
+/* Host spans looked at per refresh: a step adds 3 to 5 phase spans and, on the CPU, one per layer of
+ * each forward (k draft forwards and a verify: a few hundred for deep models), all after the
+ * previous step's calibrate span, which must be in the window too. */
+#define TRACE_FEED_HOST_COPY 2048
 #define TRACE_FEED_KERNEL_COPY 16384 /* kernel events copied per refresh (a step of a large pair) */
 
 typedef struct {
