@@ -37,13 +37,14 @@ static void phase_row(styled_text *t, const tl_step *s, const tl_phase *p, int w
 }
 
 /* The layers of one phase, column-major in as many columns as the width holds. */
-static void layer_grid(styled_text *t, const char *phase, const tl_layers *l, int width, bool unicode) {
+static void layer_grid(styled_text *t, const char *phase, const char *device, const tl_layers *l, int width,
+                       bool unicode) {
     double total = l->other_us, max = 0;
     for (int i = 0; i < l->n_layers; i++) {
         total += l->us[i];
         if (l->us[i] > max) max = l->us[i];
     }
-    styled_printf(t, TH_LABEL, "%s GPU per layer: ", phase);
+    styled_printf(t, TH_LABEL, "%s %s per layer: ", phase, device);
     styled_printf(t, TH_VALUE, "%d layers, %.1f us", l->n_layers, total);
     styled_printf(t, TH_LABEL, " (other %.1f us: embed, head, sampling)\n", l->other_us);
     int cols = width / CELL_W > 0 ? width / CELL_W : 1;
@@ -68,8 +69,9 @@ static void layer_grid(styled_text *t, const char *phase, const tl_layers *l, in
 
 static void layers_part(styled_text *t, const trace_feed *f, int width, bool unicode) {
     const tl_step *s = &f->last;
-    if (!f->cuda) {
-        styled_printf(t, TH_NOTICE, "per-layer GPU timeline: CUDA backend only\n");
+    if (!f->cuda) { /* host spans per layer */
+        if (s->draft.kernels) layer_grid(t, "draft", "CPU", &s->draft, width, unicode);
+        if (s->verify.kernels) layer_grid(t, "verify", "CPU", &s->verify, width, unicode);
     } else if (f->gpu_error[0]) {
         styled_printf(t, TH_NOTICE, "per-layer GPU timeline: %s\n", f->gpu_error);
     } else if (s->draft.kernels == 0 && s->verify.kernels == 0) {
@@ -77,8 +79,8 @@ static void layers_part(styled_text *t, const trace_feed *f, int width, bool uni
                       f->finished ? "per-layer GPU timeline: no kernels in this step (a chat turn collects them)"
                                   : "per-layer GPU timeline: CUPTI hands the kernels over when the run ends");
     } else {
-        if (s->draft.kernels) layer_grid(t, "draft", &s->draft, width, unicode);
-        if (s->verify.kernels) layer_grid(t, "verify", &s->verify, width, unicode);
+        if (s->draft.kernels) layer_grid(t, "draft", "GPU", &s->draft, width, unicode);
+        if (s->verify.kernels) layer_grid(t, "verify", "GPU", &s->verify, width, unicode);
         if (s->kernels_capped) styled_printf(t, TH_NOTICE, "(kernel copy capped at %d events)\n", TRACE_FEED_KERNEL_COPY);
     }
 }

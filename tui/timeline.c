@@ -114,3 +114,21 @@ void timeline_bar_cells(uint64_t step_start, uint64_t step_ns, uint64_t start, u
     *first = a;
     *cells = b > a ? b - a : 0;
 }
+
+void timeline_host_layers(const ss_trace_event *spans, int n, const tl_phase *phase, tl_layers *out) {
+    memset(out, 0, sizeof *out);
+    const uint64_t from = phase->start_ns, to = phase->start_ns + phase->dur_ns;
+    double inside = 0;
+    for (int i = 0; i < n; i++) {
+        const ss_trace_event *e = &spans[i];
+        if (e->track != SS_TRACK_HOST || e->layer < 0 || e->layer >= TL_MAX_LAYERS || e->start_ns < from ||
+            e->start_ns + e->dur_ns > to)
+            continue;
+        out->us[e->layer] += (double)e->dur_ns / 1e3;
+        inside += (double)e->dur_ns / 1e3;
+        if (e->layer + 1 > out->n_layers) out->n_layers = e->layer + 1;
+        out->kernels++;
+    }
+    const double phase_us = (double)phase->dur_ns / 1e3;
+    out->other_us = phase_us > inside ? phase_us - inside : 0;
+}

@@ -73,6 +73,15 @@ static void group_kernels(trace_feed *f, tl_step *s) {
     }
 }
 
+/* The CPU's layer spans of the step's draft and verify phases. */
+static void host_layers(const trace_feed *f, int n, tl_step *s) {
+    for (int i = 0; i < s->n_phases; i++) {
+        const tl_phase *p = &s->phase[i];
+        tl_layers *out = strcmp(p->phase, "draft") == 0 ? &s->draft : strcmp(p->phase, "verify") == 0 ? &s->verify : NULL;
+        if (out) timeline_host_layers(f->host, n, p, out);
+    }
+}
+
 bool trace_feed_refresh(trace_feed *f) {
     if (!f->tracer || !f->stale) return false;
     f->stale = false;
@@ -80,6 +89,7 @@ bool trace_feed_refresh(trace_feed *f) {
     tl_step s;
     if (!timeline_find_step(f->host, n, f->finished, &s)) return false;
     if (f->cuda) group_kernels(f, &s);
+    else host_layers(f, n, &s);
     f->last = s;
     f->step_number = f->steps;
     return true;

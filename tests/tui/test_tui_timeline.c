@@ -114,6 +114,36 @@ static void test_group_layers(void) {
     CHECK(verify.kernels == 0 && verify.other_us == 0);
 }
 
+/* CPU layer spans (times in ns): two verify forwards of a 3-layer model inside a 100 ns phase (66 ns
+ * of layers, 34 outside them), a layer span ending after the phase, the phase span itself (layer
+ * -1), and a layer index past the table: only the six count. */
+static void test_host_layers(void) {
+    ss_trace_event s[10];
+    int n = 0;
+    s[n++] = span("verify", "target", 1000, 100); /* the phase itself: no layer */
+    for (int f = 0; f < 2; f++)
+        for (int l = 0; l < 3; l++) {
+            ss_trace_event e = span("verify", "target", 1005 + 45 * (uint64_t)f + 12 * (uint64_t)l, 10 + (uint64_t)l);
+            e.layer = l;
+            s[n++] = e; /* 10, 11, 12 ns per forward: 33 each, 66 in all */
+        }
+    ss_trace_event late = span("verify", "target", 1099, 5); /* ends after the phase */
+    late.layer = 0;
+    s[n++] = late;
+    ss_trace_event far = span("verify", "target", 1050, 14);
+    far.layer = TL_MAX_LAYERS; /* past the table */
+    s[n++] = far;
+    tl_phase phase = {.start_ns = 1000, .dur_ns = 100};
+    snprintf(phase.phase, sizeof phase.phase, "verify");
+    tl_layers out;
+    timeline_host_layers(s, n, &phase, &out);
+    CHECK(out.n_layers == 3 && out.kernels == 6);
+    CHECK_NEAR(out.us[0], 0.020, 1e-12);
+    CHECK_NEAR(out.us[1], 0.022, 1e-12);
+    CHECK_NEAR(out.us[2], 0.024, 1e-12);
+    CHECK_NEAR(out.other_us, 0.100 - 0.066, 1e-12);
+}
+
 static void test_bar_cells(void) {
     int first, cells;
     timeline_bar_cells(1000, 1000, 1250, 250, 40, &first, &cells);
@@ -151,6 +181,7 @@ static void test_copy_recent(void) {
 int main(void) {
     test_find_step();
     test_group_layers();
+    test_host_layers();
     test_bar_cells();
     test_copy_recent();
     return check_done();

@@ -111,14 +111,15 @@ shows "$acc4 $frac4"
 shows "$len4 tokens per target step"
 shows "k 4 · $N tokens"
 shows "speedup    not measured yet"
-# The timeline pane: the last step's phases with their times, and on the CPU the per-layer note.
+# The timeline pane: the last step's phases with their times, and on the CPU its layers.
 grep -qE "│ *draft +[·█▏▎▍▌▋▊▉]+ +[0-9]+\.[0-9]{2} ms" "$work/screen" || fail "the timeline pane has no draft row with ms"
 grep -qE "│ *verify +[·█▏▎▍▌▋▊▉]+ +[0-9]+\.[0-9]{2} ms" "$work/screen" || fail "the timeline pane has no verify row with ms"
 titles
 keep 01-answer-120x40
-# Zoomed (F4), the timeline shows every row: calibrate too, and the CPU's per-layer note.
+# Zoomed (F4), the timeline shows every row: calibrate too, and the verify phase's CPU time per layer
+# of the 8-layer target.
 keys F4
-wait_for "per-layer GPU timeline: CUDA backend only" 10
+wait_for "verify CPU per layer: 8 layers" 10
 grep -qE "│ *calibrate +[·█▏▎▍▌▋▊▉]+ +[0-9]+\.[0-9]{2} ms" "$work/screen" || fail "the zoomed timeline has no calibrate row"
 shows "(last of the run), wall"
 keep 01-timeline-zoomed
