@@ -1,5 +1,6 @@
 /* pane_timeline.c — the last step's timeline: one row per phase with a bar placed and sized on the
- * step's wall time, and on CUDA the GPU time per layer of the draft and verify phases. The numbers
+ * step's wall time, and the time per layer of the draft and verify phases (GPU kernels on CUDA,
+ * host layer spans on the CPU). The numbers
  * come from the workbench's trace feed, copied once per step; a frame only lays them out. */
 #include <stdio.h>
 #include <string.h>
@@ -46,7 +47,11 @@ static void layer_grid(styled_text *t, const char *phase, const char *device, co
     }
     styled_printf(t, TH_LABEL, "%s %s per layer: ", phase, device);
     styled_printf(t, TH_VALUE, "%d layers, %.1f us", l->n_layers, total);
-    styled_printf(t, TH_LABEL, " (other %.1f us: embed, head, sampling)\n", l->other_us);
+    /* GPU: the kernels outside the layers; CPU: the phase's time outside the layer spans, host work
+     * included, so it is named for what was measured, nothing more. */
+    styled_printf(t, TH_LABEL, strcmp(device, "GPU") == 0 ? " (other %.1f us: embed, head, sampling)\n"
+                                                         : " (%.1f us of the phase outside the layers)\n",
+                  l->other_us);
     int cols = width / CELL_W > 0 ? width / CELL_W : 1;
     int rows = (l->n_layers + cols - 1) / cols;
     for (int r = 0; r < rows; r++) {
