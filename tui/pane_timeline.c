@@ -1,7 +1,7 @@
 /* pane_timeline.c — the last step's timeline: one row per phase with a bar placed and sized on the
  * step's wall time, and the time per layer of the draft and verify phases (GPU kernels on CUDA,
- * host layer spans on the CPU). The numbers
- * come from the workbench's trace feed, copied once per step; a frame only lays them out. */
+ * host layer spans on the CPU). The numbers come from the workbench's trace feed, copied once per
+ * step; a frame only lays them out. */
 #include <stdio.h>
 #include <string.h>
 
