@@ -35,9 +35,11 @@ ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rates *out, ss
  * every kernel of a decode step). */
 ss_status ss_cuda_boundary_time(double *seconds, ss_error *err);
 
-/* Seconds per decode-attention launch (one query at position context - 1, random bf16 cache),
- * back to back: the attention kernel of a decode step at that context. */
-ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_dim, int context, double *seconds, ss_error *err);
+/* Seconds per attention launch of `queries` queries at the newest positions of a context (random
+ * bf16 cache; causal), back to back, with the kernel the backend picks: 1 query is the attention
+ * of a decode step, context queries over context keys that of a prefill. */
+ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_dim, int queries, int context, double *seconds,
+                                 ss_error *err);
 
 #else
 
@@ -63,9 +65,9 @@ static inline ss_status ss_cuda_boundary_time(double *seconds, ss_error *err) {
     return ss_fail(err, SS_EUNSUPPORTED, "kernel boundary: built without CUDA");
 }
 
-static inline ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_dim, int context, double *seconds,
-                                               ss_error *err) {
-    (void)heads, (void)kv_heads, (void)head_dim, (void)context;
+static inline ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_dim, int queries, int context,
+                                               double *seconds, ss_error *err) {
+    (void)heads, (void)kv_heads, (void)head_dim, (void)queries, (void)context;
     *seconds = 0;
     return ss_fail(err, SS_EUNSUPPORTED, "attention time: built without CUDA");
 }

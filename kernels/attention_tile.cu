@@ -1,62 +1,243 @@
-/* attention_tile.cu — attention of many queries (prefill, verification) over the bf16 KV cache,
- * on tensor cores (WMMA, bf16 inputs, fp32 accumulation), flash-attention style.
+/* attention_tile.cu — attention of many queries (prefill, verification of more than
+ * SK_GEMV_MAX_VECTORS tokens) over the bf16 KV cache on tensor cores, FlashAttention-2 style.
  *
  * A block takes 64 rows of (query, head of the GQA group) pairs of one kv head, so each K/V tile it
- * loads serves every head of the group, and walks the keys in tiles of 64: S = Q K^T per warp
- * (16 rows each), an online softmax in fp32 on the rows (a lane pair per row; key t is visible to
- * row r when t <= position of r), P rounded to bf16, O += P V. Rows, statistics and O belong to
- * one warp, so only the K/V tile loads need the whole block. The key range is split over
- * `splits` blocks (fixed by the shape; empty splits leave at once) and the last block of a tile
- * merges the partial results, as in attention_decode.cu. */
-#include <mma.h>
-
+ * loads serves every head of the group, and walks the keys in tiles of 64. Each of its 4 warps owns
+ * 16 rows and keeps everything about them in registers: S = Q K^T (mma.sync m16n8k16, bf16 inputs,
+ * fp32 accumulation), the online softmax (row max and sum, base 2: Q is pre-scaled by log2 e), and
+ * O += P V, where P goes from the S accumulators straight into the A operand (the two layouts
+ * match, so P never touches shared memory). Shared memory holds only Q and two K/V tiles: the next
+ * tile streams in with cp.async while this one is used. Key t is visible to row r when
+ * t <= position of r. The key range is split over `splits` blocks (fixed by the shape; empty splits
+ * leave at once) and the last block of a tile merges the partial results, as in attention_decode.cu.
+ *
+ * Fragment layouts (PTX ISA, "mma.m16n8k16"): lane = 4 g + t. A (16x16, row-major) registers hold
+ * rows g and g + 8, columns 2t..2t+1 and 2t+8..2t+9; B (16x8, column-major) holds k = 2t..2t+1 and
+ * 2t+8..2t+9 of column g; C (16x8) holds rows g and g + 8, columns 2t..2t+1. */
 #include "common.cuh"
 #include "kernels.cuh"
 
 namespace sk {
 
-using namespace nvcuda;
-
 #define TILE_M 64
 #define TILE_N 64
 #define TILE_THREADS 128
 #define TILE_MAX_SPLITS 32
+#define LOG2E 1.4426950408889634f
 
-/* Shared memory of one block; every matrix starts on a 32-byte boundary (WMMA needs it). */
+/* Shared memory of one block: Q, then K and V of two tiles, bf16 rows of LD elements (the 8 extra
+ * put consecutive rows 16 bytes apart in the banks, so ldmatrix's 8 row reads do not conflict). */
 template <int HD>
 struct tile_layout {
-    static constexpr int LDQ = HD + 8;     /* bf16: Q, K, V rows */
-    static constexpr int LDS = TILE_N + 4; /* fp32: scores */
-    static constexpr int LDP = TILE_N + 8; /* bf16: probabilities */
-    static constexpr int LDO = HD + 4;     /* fp32: output accumulator */
-    static constexpr size_t q_off = 0;
-    static constexpr size_t k_off = q_off + (size_t)TILE_M * LDQ * 2;
-    static constexpr size_t v_off = k_off + (size_t)TILE_N * LDQ * 2;
-    static constexpr size_t s_off = v_off + (size_t)TILE_N * LDQ * 2;
-    static constexpr size_t p_off = s_off + (size_t)TILE_M * LDS * 4;
-    static constexpr size_t o_off = p_off + (size_t)TILE_M * LDP * 2;
-    static constexpr size_t stat_off = o_off + (size_t)TILE_M * LDO * 4;
-    static constexpr size_t bytes = stat_off + (size_t)TILE_M * 3 * 4;
+    static constexpr int LD = HD + 8;
+    static constexpr size_t rows_bytes = (size_t)TILE_N * LD * 2; /* one K or V tile (TILE_M == TILE_N) */
+    static constexpr size_t bytes = 5 * rows_bytes;
 };
 
-typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> frag_a;
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> frag_bt; /* K^T */
-typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> frag_b;  /* V */
-typedef wmma::fragment<wmma::accumulator, 16, 16, 16, float> frag_c;
+__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+/* 16 bytes global -> shared, asynchronously; zeros when !valid (src is then not read). */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+
+/* Four 8x8 bf16 matrices; lane l gives the address of row l % 8 of matrix l / 8. */
+__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+
+/* c += a b for one 16x16 A and one 16x8 B fragment. */
+__device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+
+/* The max over the 4 lanes of a quad (the lanes that share a row of a C fragment). */
+__device__ __forceinline__ float quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+/* What one warp knows about its 16 rows: lane (g, t) holds rows g and g + 8 (index 0 and 1). */
+template <int HD>
+struct warp_state {
+    float o[HD / 8][4]; /* O: C fragments over head_dim */
+    float m[2], l[2];   /* running max (log2 units) and this lane's part of the row sum */
+    int pos[2];         /* the rows' positions, -1 for padding rows */
+};
+
+/* Q rows of this block scaled by scale * log2 e, as bf16 (zeros for padding rows). */
+template <int HD>
+__device__ void load_q(const attn_params &p, __nv_bfloat16 *Qs, int mt, int kvh, int G, int rows_total) {
+    constexpr int LD = tile_layout<HD>::LD;
+    const float scale = p.scale * LOG2E;
+    for (int e = threadIdx.x; e < TILE_M * (HD / 4); e += TILE_THREADS) {
+        const int r = e / (HD / 4), c4 = e % (HD / 4), rho = mt * TILE_M + r;
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (rho < rows_total) {
+            const int qi = rho / G, h = kvh * G + rho % G;
+            v = reinterpret_cast<const float4 *>(p.q + ((size_t)qi * p.heads + h) * HD)[c4];
+        }
+        uint2 packed = make_uint2(pack_bf16(v.x * scale, v.y * scale), pack_bf16(v.z * scale, v.w * scale));
+        *reinterpret_cast<uint2 *>(Qs + r * LD + 4 * c4) = packed;
+    }
+}
+
+/* Keys [kt, kt + TILE_N) of this kv head into Ks / Vs, one cp.async group; rows at or past `end`
+ * are zeros (P is 0 there, and 0 times stale data could be NaN). */
+template <int HD>
+__device__ void load_kv(const attn_params &p, __nv_bfloat16 *Ks, __nv_bfloat16 *Vs, int kvh, int kt, int end) {
+    constexpr int LD = tile_layout<HD>::LD;
+    for (int e = threadIdx.x; e < TILE_N * (HD / 8); e += TILE_THREADS) {
+        const int r = e / (HD / 8), c = e % (HD / 8), t = kt + r;
+        const bool valid = t < end;
+        const size_t at = (size_t)(valid ? t : 0) * p.kv_dim + (size_t)kvh * HD + 8 * c;
+        cp_async16(Ks + r * LD + 8 * c, p.kcache + at, valid);
+        cp_async16(Vs + r * LD + 8 * c, p.vcache + at, valid);
+    }
+    cp_async_commit();
+}
+
+/* S = Q K^T for the warp's 16 rows and the tile's 64 keys: s[j] is keys 8j..8j+7. */
+template <int HD>
+__device__ __forceinline__ void tile_scores(float s[TILE_N / 8][4], const __nv_bfloat16 *Qw, const __nv_bfloat16 *Ks) {
+    constexpr int LD = tile_layout<HD>::LD;
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int j = 0; j < TILE_N / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+        uint32_t a[4];
+        ldmatrix_x4(a, Qw + (lane & 15) * LD + 16 * kk + 8 * (lane >> 4));
+#pragma unroll
+        for (int jp = 0; jp < TILE_N / 16; jp++) {
+            uint32_t b[4]; /* keys 16 jp + 0..7 then + 8..15, each as dims 0..7 then 8..15 of the step */
+            ldmatrix_x4(b, Ks + (16 * jp + (lane & 7) + 8 * (lane >> 4)) * LD + 16 * kk + 8 * ((lane >> 3) & 1));
+            mma_bf16(s[2 * jp], a, b[0], b[1]);
+            mma_bf16(s[2 * jp + 1], a, b[2], b[3]);
+        }
+    }
+}
+
+/* The online softmax over one tile: mask, new row max, rescale O and l, P = 2^(S - max) packed as
+ * A fragments (pa[kk]: keys 16kk..16kk+15). masked: some key of the tile is hidden from some row. */
+template <int HD>
+__device__ __forceinline__ void tile_softmax(warp_state<HD> &w, float s[TILE_N / 8][4], uint32_t pa[TILE_N / 16][4],
+                                             int kt, int end, bool masked) {
+    const int t = threadIdx.x & 3;
+    if (masked) {
+#pragma unroll
+        for (int j = 0; j < TILE_N / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int key = kt + 8 * j + 2 * t + (e & 1);
+                if (key > w.pos[e >> 1] || key >= end) s[j][e] = -INFINITY;
+            }
+    }
+    float base[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        float mx = w.m[h];
+#pragma unroll
+        for (int j = 0; j < TILE_N / 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * h], s[j][2 * h + 1]));
+        mx = quad_max(mx);
+        base[h] = mx == -INFINITY ? 0.0f : mx; /* a row with nothing visible yet: every p is 0 */
+        const float corr = exp2f(w.m[h] - base[h]);
+        w.m[h] = mx;
+        w.l[h] *= corr;
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) w.o[d][2 * h] *= corr, w.o[d][2 * h + 1] *= corr;
+    }
+#pragma unroll
+    for (int kk = 0; kk < TILE_N / 16; kk++) {
+        float e[2][4];
+#pragma unroll
+        for (int half = 0; half < 2; half++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) e[half][i] = exp2f(s[2 * kk + half][i] - base[i >> 1]);
+        w.l[0] += (e[0][0] + e[0][1]) + (e[1][0] + e[1][1]);
+        w.l[1] += (e[0][2] + e[0][3]) + (e[1][2] + e[1][3]);
+        pa[kk][0] = pack_bf16(e[0][0], e[0][1]); /* row g, keys 2t.. */
+        pa[kk][1] = pack_bf16(e[0][2], e[0][3]); /* row g + 8 */
+        pa[kk][2] = pack_bf16(e[1][0], e[1][1]); /* row g, keys 2t + 8.. */
+        pa[kk][3] = pack_bf16(e[1][2], e[1][3]);
+    }
+}
+
+/* O += P V over the tile's keys. */
+template <int HD>
+__device__ __forceinline__ void tile_pv(warp_state<HD> &w, const uint32_t pa[TILE_N / 16][4], const __nv_bfloat16 *Vs) {
+    constexpr int LD = tile_layout<HD>::LD;
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int kk = 0; kk < TILE_N / 16; kk++)
+#pragma unroll
+        for (int dp = 0; dp < HD / 16; dp++) {
+            uint32_t b[4]; /* keys 16kk + 0..7 / 8..15 of dims 16dp + 0..7, then of dims + 8..15 */
+            ldmatrix_x4_trans(b, Vs + (16 * kk + (lane & 7) + 8 * ((lane >> 3) & 1)) * LD + 16 * dp + 8 * (lane >> 4));
+            mma_bf16(w.o[2 * dp], pa[kk], b[0], b[1]);
+            mma_bf16(w.o[2 * dp + 1], pa[kk], b[2], b[3]);
+        }
+}
+
+/* Merge the splits of one tile (this block arrived last): per row, the partials weighted by
+ * 2^(m_q - m). partial rows: m, l, O[head_dim]. */
+template <int HD>
+__device__ void merge_splits(const attn_params &p, const float *all, int splits, int mt, int kvh, int G, int rows_total) {
+    const int stride = HD + 2, lane = threadIdx.x & 31;
+    const size_t split_stride = (size_t)TILE_M * stride;
+    for (int r = threadIdx.x >> 5; r < TILE_M; r += TILE_THREADS / 32) {
+        const int rho = mt * TILE_M + r;
+        if (rho >= rows_total) continue;
+        const float *base = all + (size_t)r * stride;
+        float m = -INFINITY, l = 0.0f;
+        for (int q = 0; q < splits; q++) m = fmaxf(m, __ldcg(base + q * split_stride));
+        for (int q = 0; q < splits; q++) {
+            const float mq = __ldcg(base + q * split_stride);
+            if (mq != -INFINITY) l += __ldcg(base + q * split_stride + 1) * exp2f(mq - m);
+        }
+        const int qi = rho / G, h = kvh * G + rho % G;
+        float *out = p.out + ((size_t)qi * p.heads + h) * HD;
+        for (int d = lane; d < HD; d += 32) {
+            float a = 0.0f;
+            for (int q = 0; q < splits; q++) {
+                const float mq = __ldcg(base + q * split_stride);
+                if (mq != -INFINITY) a += __ldcg(base + q * split_stride + 2 + d) * exp2f(mq - m);
+            }
+            out[d] = a / l;
+        }
+    }
+}
 
 template <int HD>
 __global__ void __launch_bounds__(TILE_THREADS) attn_tile_kernel(const __grid_constant__ attn_params p) {
     using L = tile_layout<HD>;
     extern __shared__ __align__(128) unsigned char smem[];
-    __nv_bfloat16 *Qs = reinterpret_cast<__nv_bfloat16 *>(smem + L::q_off);
-    __nv_bfloat16 *Ks = reinterpret_cast<__nv_bfloat16 *>(smem + L::k_off);
-    __nv_bfloat16 *Vs = reinterpret_cast<__nv_bfloat16 *>(smem + L::v_off);
-    float *Ss = reinterpret_cast<float *>(smem + L::s_off);
-    __nv_bfloat16 *Ps = reinterpret_cast<__nv_bfloat16 *>(smem + L::p_off);
-    float *Os = reinterpret_cast<float *>(smem + L::o_off);
-    float *row_m = reinterpret_cast<float *>(smem + L::stat_off), *row_l = row_m + TILE_M;
-    int *row_pos = reinterpret_cast<int *>(row_l + TILE_M);
-    __shared__ int key_count;
+    __nv_bfloat16 *Qs = reinterpret_cast<__nv_bfloat16 *>(smem);
+    /* K of buffer b at 1 + 2b, V at 2 + 2b (in tiles). */
+    auto kv_rows = [&](int at) { return reinterpret_cast<__nv_bfloat16 *>(smem + at * L::rows_bytes); };
+    __shared__ int row_pos[TILE_M];
     __shared__ bool last;
 
     pdl_launch_dependents();
@@ -65,151 +246,73 @@ __global__ void __launch_bounds__(TILE_THREADS) attn_tile_kernel(const __grid_co
     /* Query tiles in reverse: blocks start in index order, and under the causal mask the last
      * tiles walk the most keys, so starting them first keeps them out of the final wave. */
     const int mt = gridDim.z - 1 - blockIdx.z, kvh = blockIdx.y, s = blockIdx.x;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
 
     for (int r = tid; r < TILE_M; r += TILE_THREADS) {
         const int rho = mt * TILE_M + r;
         row_pos[r] = rho < rows_total ? p.positions[rho / G] : -1;
-        row_m[r] = -INFINITY;
-        row_l[r] = 0.0f;
     }
-    for (int e = tid; e < TILE_M * (HD / 4); e += TILE_THREADS) {
-        const int r = e / (HD / 4), c4 = e % (HD / 4), rho = mt * TILE_M + r;
-        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (rho < rows_total) {
-            const int qi = rho / G, h = kvh * G + rho % G;
-            v = reinterpret_cast<const float4 *>(p.q + ((size_t)qi * p.heads + h) * HD)[c4];
-        }
-        __nv_bfloat162 *dst = reinterpret_cast<__nv_bfloat162 *>(Qs + r * L::LDQ + 4 * c4);
-        dst[0] = __floats2bfloat162_rn(v.x * p.scale, v.y * p.scale);
-        dst[1] = __floats2bfloat162_rn(v.z * p.scale, v.w * p.scale);
-    }
-    for (int e = tid; e < TILE_M * L::LDO; e += TILE_THREADS) Os[e] = 0.0f;
+    load_q<HD>(p, Qs, mt, kvh, G, rows_total);
     __syncthreads();
-    if (warp == 0) {
-        const int m = __reduce_max_sync(0xffffffffu, max(row_pos[lane], row_pos[lane + 32]));
-        if (lane == 0) key_count = m + 1;
-    }
-    __syncthreads();
-    const int kmax = key_count, ntiles = ceil_div(kmax, TILE_N);
-    const int splits = min(p.splits, ntiles);
+    const int kmax = __reduce_max_sync(0xffffffffu, max(row_pos[lane], row_pos[lane + 32])) + 1;
+    const int ntiles = ceil_div(kmax, TILE_N), splits = min(p.splits, ntiles);
     if (s >= splits) return;
     const int per = ceil_div(ntiles, splits);
     const int start = s * per * TILE_N, end = min(kmax, (s + 1) * per * TILE_N);
-    /* The furthest position among this warp's rows: tiles beyond it are all masked for the warp. */
-    const int wpos = __reduce_max_sync(0xffffffffu, row_pos[16 * warp + (lane & 15)]);
 
-    for (int kt = start; kt < end; kt += TILE_N) {
-        for (int e = tid; e < TILE_N * (HD / 8); e += TILE_THREADS) {
-            const int r = e / (HD / 8), c = e % (HD / 8), t = kt + r;
-            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-            if (t < end) { /* rows past the range are zeros: P is 0 there, and 0 * garbage could be NaN */
-                const size_t at = (size_t)t * p.kv_dim + (size_t)kvh * HD + 8 * c;
-                kv = load_nc16(p.kcache + at);
-                vv = load_nc16(p.vcache + at);
-            }
-            *reinterpret_cast<uint4 *>(Ks + r * L::LDQ + 8 * c) = kv;
-            *reinterpret_cast<uint4 *>(Vs + r * L::LDQ + 8 * c) = vv;
-        }
+    warp_state<HD> w;
+#pragma unroll
+    for (int d = 0; d < HD / 8; d++) w.o[d][0] = w.o[d][1] = w.o[d][2] = w.o[d][3] = 0.0f;
+#pragma unroll
+    for (int h = 0; h < 2; h++) w.m[h] = -INFINITY, w.l[h] = 0.0f, w.pos[h] = row_pos[16 * warp + g + 8 * h];
+    /* Tiles past the warp's furthest row are hidden from all of it; tiles wholly at or before its
+     * nearest row (and inside the range) need no mask. */
+    const int wmax = __reduce_max_sync(0xffffffffu, max(w.pos[0], w.pos[1]));
+    const int wmin = __reduce_min_sync(0xffffffffu, min(w.pos[0], w.pos[1]));
+    const __nv_bfloat16 *Qw = Qs + 16 * warp * L::LD;
+
+    if (start < end) load_kv<HD>(p, kv_rows(1), kv_rows(2), kvh, start, end);
+    for (int kt = start, b = 0; kt < end; kt += TILE_N, b ^= 1) {
+        if (kt + TILE_N < end)
+            load_kv<HD>(p, kv_rows(3 - 2 * b), kv_rows(4 - 2 * b), kvh, kt + TILE_N, end);
+        else
+            cp_async_commit(); /* an empty group: "all but the newest group" stays this tile */
+        cp_async_wait_one();
         __syncthreads();
-        if (wpos >= kt) {
-            for (int j = 0; j < TILE_N / 16; j++) {
-                frag_c acc;
-                wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-                for (int kk = 0; kk < HD / 16; kk++) {
-                    frag_a a;
-                    frag_bt b;
-                    wmma::load_matrix_sync(a, Qs + 16 * warp * L::LDQ + 16 * kk, L::LDQ);
-                    wmma::load_matrix_sync(b, Ks + 16 * j * L::LDQ + 16 * kk, L::LDQ);
-                    wmma::mma_sync(acc, a, b, acc);
-                }
-                wmma::store_matrix_sync(Ss + 16 * warp * L::LDS + 16 * j, acc, L::LDS, wmma::mem_row_major);
-            }
-            __syncwarp();
-            {
-                /* A lane pair per row, 32 keys each, in 16-byte steps; keys past the row's position
-                 * or the range are masked (valid counts the visible ones, < 0 for padding rows). */
-                const int r = 16 * warp + (lane >> 1), half = lane & 1, pos = row_pos[r];
-                const float4 *srow = reinterpret_cast<const float4 *>(Ss + r * L::LDS + 32 * half);
-                __nv_bfloat162 *prow = reinterpret_cast<__nv_bfloat162 *>(Ps + r * L::LDP + 32 * half);
-                const int t0 = kt + 32 * half, valid = min(32, min(pos + 1, end) - t0);
-                float tmax = -INFINITY;
-#pragma unroll
-                for (int c4 = 0; c4 < 8; c4++) {
-                    const float4 v = srow[c4];
-                    const int c = 4 * c4;
-                    if (c < valid) tmax = fmaxf(tmax, v.x);
-                    if (c + 1 < valid) tmax = fmaxf(tmax, v.y);
-                    if (c + 2 < valid) tmax = fmaxf(tmax, v.z);
-                    if (c + 3 < valid) tmax = fmaxf(tmax, v.w);
-                }
-                tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
-                const float m_old = row_m[r], m_new = fmaxf(m_old, tmax);
-                float sum = 0.0f;
-#pragma unroll
-                for (int c4 = 0; c4 < 8; c4++) {
-                    const float4 v = srow[c4];
-                    const int c = 4 * c4;
-                    const float e0 = c < valid ? expf(v.x - m_new) : 0.0f, e1 = c + 1 < valid ? expf(v.y - m_new) : 0.0f;
-                    const float e2 = c + 2 < valid ? expf(v.z - m_new) : 0.0f, e3 = c + 3 < valid ? expf(v.w - m_new) : 0.0f;
-                    prow[2 * c4] = __floats2bfloat162_rn(e0, e1);
-                    prow[2 * c4 + 1] = __floats2bfloat162_rn(e2, e3);
-                    sum += (e0 + e1) + (e2 + e3);
-                }
-                sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-                const float corr = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
-                /* O is still zero while m_old is -inf, and unchanged when the max did not move. */
-                if (m_old != -INFINITY && m_new != m_old) {
-                    float4 *orow = reinterpret_cast<float4 *>(Os + r * L::LDO + half * (HD / 2));
-                    for (int d4 = 0; d4 < HD / 8; d4++) {
-                        float4 o = orow[d4];
-                        o.x *= corr, o.y *= corr, o.z *= corr, o.w *= corr;
-                        orow[d4] = o;
-                    }
-                }
-                const float l_old = row_l[r];
-                __syncwarp();
-                if (half == 0) {
-                    row_m[r] = m_new;
-                    row_l[r] = l_old * corr + sum;
-                }
-            }
-            __syncwarp();
-            for (int j = 0; j < HD / 16; j++) {
-                frag_c acc;
-                wmma::load_matrix_sync(acc, Os + 16 * warp * L::LDO + 16 * j, L::LDO, wmma::mem_row_major);
-#pragma unroll
-                for (int kk = 0; kk < TILE_N / 16; kk++) {
-                    frag_a a;
-                    frag_b b;
-                    wmma::load_matrix_sync(a, Ps + 16 * warp * L::LDP + 16 * kk, L::LDP);
-                    wmma::load_matrix_sync(b, Vs + 16 * kk * L::LDQ + 16 * j, L::LDQ);
-                    wmma::mma_sync(acc, a, b, acc);
-                }
-                wmma::store_matrix_sync(Os + 16 * warp * L::LDO + 16 * j, acc, L::LDO, wmma::mem_row_major);
-            }
-            __syncwarp();
+        if (wmax >= kt) {
+            float sc[TILE_N / 8][4];
+            uint32_t pa[TILE_N / 16][4];
+            tile_scores<HD>(sc, Qw, kv_rows(1 + 2 * b));
+            tile_softmax<HD>(w, sc, pa, kt, end, kt + TILE_N - 1 > wmin || kt + TILE_N > end);
+            tile_pv<HD>(w, pa, kv_rows(2 + 2 * b));
         }
-        __syncthreads(); /* the next tile overwrites Ks, Vs */
+        __syncthreads(); /* the next iteration's load overwrites this tile's buffers */
     }
+#pragma unroll
+    for (int h = 0; h < 2; h++) w.l[h] = quad_sum(w.l[h]);
 
     if (splits == 1) {
-        for (int e = tid; e < TILE_M * HD; e += TILE_THREADS) {
-            const int r = e / HD, d = e % HD, rho = mt * TILE_M + r;
-            if (rho < rows_total) {
-                const int qi = rho / G, h = kvh * G + rho % G;
-                p.out[((size_t)qi * p.heads + h) * HD + d] = Os[r * L::LDO + d] / row_l[r];
-            }
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int rho = mt * TILE_M + 16 * warp + g + 8 * h;
+            if (rho >= rows_total) continue;
+            float *out = p.out + ((size_t)(rho / G) * p.heads + kvh * G + rho % G) * HD;
+            const float inv = 1.0f / w.l[h];
+#pragma unroll
+            for (int d = 0; d < HD / 8; d++)
+                *reinterpret_cast<float2 *>(out + 8 * d + 2 * t) = make_float2(w.o[d][2 * h] * inv, w.o[d][2 * h + 1] * inv);
         }
         return;
     }
     const int stride = HD + 2;
     const size_t tile = (size_t)mt * p.kv_heads + kvh;
     float *mine = p.partial + (tile * p.splits + s) * TILE_M * stride;
-    for (int e = tid; e < TILE_M * stride; e += TILE_THREADS) {
-        const int r = e / stride, c = e % stride;
-        mine[e] = c == 0 ? row_m[r] : c == 1 ? row_l[r] : Os[r * L::LDO + c - 2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        float *row = mine + (size_t)(16 * warp + g + 8 * h) * stride;
+        if (t == 0) row[0] = w.m[h], row[1] = w.l[h];
+#pragma unroll
+        for (int d = 0; d < HD / 8; d++) row[2 + 8 * d + 2 * t] = w.o[d][2 * h], row[3 + 8 * d + 2 * t] = w.o[d][2 * h + 1];
     }
     __threadfence();
     __syncthreads();
@@ -217,34 +320,12 @@ __global__ void __launch_bounds__(TILE_THREADS) attn_tile_kernel(const __grid_co
     __syncthreads();
     if (!last) return;
     __threadfence();
-    const float *all = p.partial + tile * p.splits * TILE_M * stride;
-    const size_t split_stride = (size_t)TILE_M * stride;
-    for (int r = warp; r < TILE_M; r += TILE_THREADS / 32) {
-        const int rho = mt * TILE_M + r;
-        if (rho >= rows_total) continue;
-        const float *base = all + (size_t)r * stride;
-        float m = -INFINITY, l = 0.0f;
-        for (int q = 0; q < splits; q++) m = fmaxf(m, __ldcg(base + q * split_stride));
-        for (int q = 0; q < splits; q++) {
-            const float mq = __ldcg(base + q * split_stride);
-            if (mq != -INFINITY) l += __ldcg(base + q * split_stride + 1) * expf(mq - m);
-        }
-        const int qi = rho / G, h = kvh * G + rho % G;
-        float *out = p.out + ((size_t)qi * p.heads + h) * HD;
-        for (int d = lane; d < HD; d += 32) {
-            float a = 0.0f;
-            for (int q = 0; q < splits; q++) {
-                const float mq = __ldcg(base + q * split_stride);
-                if (mq != -INFINITY) a += __ldcg(base + q * split_stride + 2 + d) * expf(mq - m);
-            }
-            out[d] = a / l;
-        }
-    }
+    merge_splits<HD>(p, p.partial + tile * p.splits * TILE_M * stride, splits, mt, kvh, G, rows_total);
     if (tid == 0) p.counters[tile] = 0;
 }
 
-/* Static shared memory of the tile kernel (key_count, last), which the opt-in limit also covers. */
-#define TILE_STATIC_SMEM 64
+/* Static shared memory of the tile kernel (row_pos, last), which the opt-in limit also covers. */
+#define TILE_STATIC_SMEM 512
 
 template <int HD>
 static cudaError_t set_tile_smem(size_t smem_optin) {

@@ -296,42 +296,52 @@ extern "C" ss_status ss_cuda_boundary_time(double *seconds, ss_error *err) {
         seconds, err);
 }
 
-extern "C" ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_dim, int context, double *seconds,
-                                            ss_error *err) {
+extern "C" ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_dim, int queries, int context,
+                                            double *seconds, ss_error *err) {
     *seconds = 0;
     if (heads <= 0 || kv_heads <= 0 || heads % kv_heads || head_dim % 8 || head_dim > SK_PREP_MAX_HEAD_DIM ||
-        context < 1)
-        return ss_fail(err, SS_EARG, "attention time: %d/%d heads of %d at context %d", heads, kv_heads, head_dim,
-                       context);
+        queries < 1 || context < queries)
+        return ss_fail(err, SS_EARG, "attention time: %d queries, %d/%d heads of %d at context %d", queries, heads,
+                       kv_heads, head_dim, context);
     bench bn;
     const char *what = "attention time";
     cudaDeviceProp prop;
     cudaError_t e = cudaGetDeviceProperties(&prop, 0);
     if (e != cudaSuccess) return cuda_fail(err, what, e);
-    const int kv_dim = kv_heads * head_dim, splits = sk::attn_decode_splits(heads, prop.multiProcessorCount);
-    const size_t cache = (size_t)context * kv_dim, qn = (size_t)heads * head_dim;
-    const size_t partial = sk::attn_partial_floats(1, heads, kv_heads, head_dim, splits, false);
-    const size_t counters = sk::attn_counters(1, heads, kv_heads, false);
+    /* The backend's choice (cuda_attention): the decode kernel up to a verification batch. */
+    const bool tile = queries > SK_GEMV_MAX_VECTORS;
+    if (tile && !sk::attn_tile_supported(head_dim, prop.sharedMemPerBlockOptin))
+        return ss_fail(err, SS_EUNSUPPORTED, "attention time: no tile kernel for head_dim %d", head_dim);
+    const int kv_dim = kv_heads * head_dim, sms = prop.multiProcessorCount;
+    const int splits = tile ? sk::attn_tile_splits(queries, heads, kv_heads, sms) : sk::attn_decode_splits(heads, sms);
+    const size_t cache = (size_t)context * kv_dim, qn = (size_t)queries * heads * head_dim;
+    const size_t partial = sk::attn_partial_floats(queries, heads, kv_heads, head_dim, splits, tile);
+    const size_t counters = sk::attn_counters(queries, heads, kv_heads, tile);
     ss_status st;
     if ((st = start(bn, what, err)) || (st = alloc(bn, 0, cache * 2 * 2, what, err)) ||
         (st = alloc(bn, 1, qn * 4 * 2, what, err)) || (st = alloc(bn, 2, partial * 4 + 64, what, err)) ||
-        (st = alloc(bn, 3, counters * 4 + sizeof(int), what, err)))
+        (st = alloc(bn, 3, (counters + queries) * 4, what, err)))
         return st;
     uint16_t *kc = (uint16_t *)bn.buf[0];
     float *q = (float *)bn.buf[1];
     fill_uniform<<<fill_grid(2 * cache), 256, 0, bn.stream>>>(kc, nullptr, 2 * cache, 5u);
     fill_uniform<<<fill_grid(qn), 256, 0, bn.stream>>>(nullptr, q, qn, 6u);
     int *pos = (int *)((unsigned *)bn.buf[3] + counters);
-    const int last = context - 1;
+    int *host_pos = (int *)malloc(queries * sizeof(int));
+    if (!host_pos) return ss_fail(err, SS_ENOMEM, "%s: out of host memory", what);
+    for (int i = 0; i < queries; i++) host_pos[i] = context - queries + i; /* the newest positions, causal */
     if ((e = cudaMemsetAsync(bn.buf[3], 0, counters * 4, bn.stream)) ||
-        (e = cudaMemcpyAsync(pos, &last, sizeof last, cudaMemcpyHostToDevice, bn.stream)) ||
-        (e = cudaStreamSynchronize(bn.stream)) || (e = sk::setup_attention(prop.sharedMemPerBlockOptin)))
+        (e = cudaMemcpyAsync(pos, host_pos, queries * sizeof(int), cudaMemcpyHostToDevice, bn.stream)) ||
+        (e = cudaStreamSynchronize(bn.stream)) || (e = sk::setup_attention(prop.sharedMemPerBlockOptin))) {
+        free(host_pos);
         return cuda_fail(err, what, e);
+    }
+    free(host_pos);
     sk::attn_params p = {};
     p.out = q + qn, p.q = q, p.kcache = kc, p.vcache = kc + cache, p.positions = pos;
-    p.n = 1, p.heads = heads, p.kv_heads = kv_heads, p.head_dim = head_dim, p.kv_dim = kv_dim;
+    p.n = queries, p.heads = heads, p.kv_heads = kv_heads, p.head_dim = head_dim, p.kv_dim = kv_dim;
     p.scale = 1.0f / sqrtf((float)head_dim), p.splits = splits;
     p.partial = (float *)bn.buf[2], p.counters = (unsigned *)bn.buf[3];
-    sk::launch_ctx l = {bn.stream, true, prop.multiProcessorCount, prop.sharedMemPerBlockOptin};
-    return chain_seconds(bn, [&] { return sk::attn_decode(l, p); }, what, seconds, err);
+    sk::launch_ctx l = {bn.stream, true, sms, prop.sharedMemPerBlockOptin};
+    return chain_seconds(bn, [&] { return tile ? sk::attn_tile(l, p) : sk::attn_decode(l, p); }, what, seconds, err);
 }

@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
     if (skip) return skip;
     bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     ss_error err = {0};
-    double copy = 0, gemm = 0;
+    double copy = 0, gemm = 0, gemm_peak = 0;
     if (ss_cuda_copy_bandwidth(&copy, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
@@ -43,6 +43,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         printf("cuBLASLt bf16 GEMM m=%d n=%d k=%d: %.1f TFLOP/s\n", gemms[i][0], gemms[i][1], gemms[i][2], gemm / 1e12);
+        if (gemm > gemm_peak) gemm_peak = gemm;
     }
     printf("%-15s %7s %6s %10s %14s %8s %8s\n", "GEMV", "rows", "cols", "ours GB/s", "cuBLASLt GB/s", "ours/cp",
            "speedup");
@@ -67,10 +68,10 @@ int main(int argc, char **argv) {
         int heads, kv_heads, head_dim;
     } attn[] = {{"1b", 32, 8, 64}, {"8b", 32, 8, 128}};
     static const int contexts[] = {128, 4096};
-    for (size_t i = 0; i < sizeof attn / sizeof *attn; i++)
+    for (size_t i = 0; i < sizeof attn / sizeof *attn; i++) {
         for (size_t j = 0; j < sizeof contexts / sizeof *contexts; j++) {
             double s = 0;
-            if (ss_cuda_attention_time(attn[i].heads, attn[i].kv_heads, attn[i].head_dim, contexts[j], &s, &err)) {
+            if (ss_cuda_attention_time(attn[i].heads, attn[i].kv_heads, attn[i].head_dim, 1, contexts[j], &s, &err)) {
                 fprintf(stderr, "%s\n", err.msg);
                 return 1;
             }
@@ -78,5 +79,17 @@ int main(int argc, char **argv) {
             printf("attention decode %s @%d: %.2f us, KV %.2f MB at %.1f%% of copy bandwidth\n", attn[i].what,
                    contexts[j], s * 1e6, kv / 1e6, 100 * kv / s / copy);
         }
+        /* One layer's attention of a 2048-token prefill: causal, so query i does 4 * head_dim
+         * FLOPs per head for each of its i + 1 keys. */
+        const int prompt = 2048;
+        double s = 0;
+        if (ss_cuda_attention_time(attn[i].heads, attn[i].kv_heads, attn[i].head_dim, prompt, prompt, &s, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        double flops = 4.0 * attn[i].head_dim * attn[i].heads * ((double)prompt * (prompt + 1) / 2);
+        printf("attention prefill %s %d tokens: %.1f us, %.1f TFLOP/s (%.1f%% of the best cuBLASLt rate above)\n",
+               attn[i].what, prompt, s * 1e6, flops / s / 1e12, 100 * flops / s / gemm_peak);
+    }
     return 0;
 }
