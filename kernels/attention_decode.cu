@@ -64,10 +64,10 @@ __global__ void __launch_bounds__(DEC_THREADS) attn_decode_kernel(const __grid_c
     __shared__ float blk[2];
     __shared__ bool last;
 
+    const int i = blockIdx.z, h = blockIdx.y, s = blockIdx.x;
+    const int len = p.positions[i] + 1; /* copied before the forward: may be read before the wait */
     pdl_launch_dependents();
     pdl_wait();
-    const int i = blockIdx.z, h = blockIdx.y, s = blockIdx.x;
-    const int len = p.positions[i] + 1;
     const int splits = min(p.splits, ceil_div(len, DEC_WARPS * KPW * DEC_U)); /* a pass of keys at least */
     if (s >= splits) return;
     const int chunk = ceil_div(len, splits), start = s * chunk, end = min(len, start + chunk);

@@ -44,6 +44,10 @@ __device__ __forceinline__ uint4 load_stream16(const void *p) {
     return v;
 }
 
+/* Pulls the 128-byte line holding p into L1, returning nothing: constant data (weights, tables)
+ * that a kernel reads after its PDL wait is fetched while the previous kernel still runs. */
+__device__ __forceinline__ void prefetch_l1(const void *p) { asm volatile("prefetch.global.L1 [%0];" ::"l"(p)); }
+
 /* 16 bytes through the read-only cache (data an earlier kernel wrote, constant during this one). */
 __device__ __forceinline__ uint4 load_nc16(const void *p) { return __ldg(reinterpret_cast<const uint4 *>(p)); }
 

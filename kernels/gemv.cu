@@ -144,13 +144,14 @@ __device__ __forceinline__ float bias_at(const gemv_seg &s, int row) { return s.
 
 /* The results of one unit for vector v (lane 0): y[k] is row r[k]'s dot product. */
 template <int KIND>
-__device__ __forceinline__ void unit_epilogue(const gemv_params &p, int seg, const int r[2], int v, const float y[2]) {
+__device__ __forceinline__ void unit_epilogue(const gemv_params &p, int seg, const int r[2], int v, const float y[2],
+                                              float resid) {
     const gemv_seg &s0 = p.seg[seg];
     const size_t at = (size_t)v * s0.rows + r[0];
     if (KIND == GEMV_ROWS) {
         const float out = y[0] + bias_at(s0, r[0]);
         s0.out[at] = out;
-        if (p.residual) p.residual[at] += out;
+        if (p.residual) p.residual[at] = resid + out;
     } else if (KIND == GEMV_GLU) {
         const float g = y[0] + bias_at(s0, r[0]), up = y[1] + bias_at(p.seg[1], r[0]);
         s0.out[at] = g / (1.0f + expf(-g)) * up;
@@ -172,11 +173,25 @@ __device__ __forceinline__ void unit_epilogue(const gemv_params &p, int seg, con
     }
 }
 
+/* Lane 0's copy of the residual entries that step s's unit adds to (GEMV_ROWS with a residual; an
+ * earlier kernel wrote them, so only after the PDL wait), loaded with the step's weights so that
+ * the epilogue does not wait for them. */
+template <int KIND, int NV>
+__device__ __forceinline__ void load_residual(const gemv_params &p, const warp_walk &w, int s, int lane, float resid[NV]) {
+    if (KIND != GEMV_ROWS || !p.residual || lane != 0 || s % w.nbatches) return;
+    int r[2];
+    const int seg = unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
+#pragma unroll
+    for (int v = 0; v < NV; v++)
+        if (v < p.nvec) resid[v] = __ldcg(p.residual + (size_t)v * p.seg[seg].rows + r[0]);
+}
+
 /* Accumulates step s from buf; at the last batch of a unit, reduces over the warp, writes the
- * unit's outputs (epilogues) and clears acc. */
+ * unit's outputs (epilogues; resid: load_residual's values for the unit) and clears acc. */
 template <int KIND, int NV, int R, int U>
 __device__ __forceinline__ void consume_step(const gemv_params &p, const warp_walk &w, int s, int lane, int xstride,
-                                             const float *xs, const uint4 buf[R][U], float acc[R][NV]) {
+                                             const float *xs, const uint4 buf[R][U], float acc[R][NV],
+                                             const float resid[NV]) {
     const int nv = p.nvec, batch = s % w.nbatches;
 #pragma unroll
     for (int u = 0; u < U; u++) {
@@ -203,8 +218,18 @@ __device__ __forceinline__ void consume_step(const gemv_params &p, const warp_wa
 #pragma unroll
         for (int k = 0; k < R; k++) y[k] = warp_sum(acc[k][v]), acc[k][v] = 0.0f;
         if (R == 1) y[1] = 0.0f;
-        if (lane == 0) unit_epilogue<KIND>(p, seg, r, v, y);
+        if (lane == 0) unit_epilogue<KIND>(p, seg, r, v, y, resid[v]);
     }
+}
+
+/* The constants the block reads after its wait, into L1 before it: the norm weight (read in
+ * stage_vector's second pass), the rotary table and the positions (the q/k/v epilogue). */
+__device__ __forceinline__ void prefetch_constants(const gemv_params &p) {
+    const int line = 128;
+    if (p.norm && p.norm_w)
+        for (int c = threadIdx.x * (line / 2); c < p.cols; c += GEMV_THREADS * (line / 2)) prefetch_l1(p.norm_w + c);
+    if (threadIdx.x == 0 && p.positions) prefetch_l1(p.positions);
+    if (p.inv_freq && threadIdx.x < 4) prefetch_l1(p.inv_freq + threadIdx.x * (line / 4)); /* rope_hd <= 256 */
 }
 
 /* NV: the most vectors this instantiation takes (p.nvec <= NV). Software-pipelined: the loads of
@@ -230,8 +255,13 @@ __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MAX_BLOCKS_PER_SM) gemv_ker
     uint4 a[R][U], b[R][U];
     if (w.steps > 0) load_step<KIND, R, U>(p, w, 0, lane, a);
     if (w.steps > 1) load_step<KIND, R, U>(p, w, 1, lane, b);
+    prefetch_constants(p);
     pdl_launch_dependents();
     pdl_wait();
+    /* One residual buffer per weight buffer: a unit's entries travel with its weights. */
+    float ra[NV], rb[NV];
+    load_residual<KIND, NV>(p, w, 0, lane, ra);
+    load_residual<KIND, NV>(p, w, 1, lane, rb);
     for (int v = 0; v < p.nvec; v++) stage_vector(p, v, xs + v * xstride);
     __syncthreads();
 
@@ -241,11 +271,11 @@ __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MAX_BLOCKS_PER_SM) gemv_ker
 #pragma unroll
         for (int v = 0; v < NV; v++) acc[k][v] = 0.0f;
     for (int s = 0; s < w.steps; s += 2) {
-        consume_step<KIND, NV, R, U>(p, w, s, lane, xstride, xs, a, acc);
-        if (s + 2 < w.steps) load_step<KIND, R, U>(p, w, s + 2, lane, a);
+        consume_step<KIND, NV, R, U>(p, w, s, lane, xstride, xs, a, acc, ra);
+        if (s + 2 < w.steps) load_step<KIND, R, U>(p, w, s + 2, lane, a), load_residual<KIND, NV>(p, w, s + 2, lane, ra);
         if (s + 1 >= w.steps) break;
-        consume_step<KIND, NV, R, U>(p, w, s + 1, lane, xstride, xs, b, acc);
-        if (s + 3 < w.steps) load_step<KIND, R, U>(p, w, s + 3, lane, b);
+        consume_step<KIND, NV, R, U>(p, w, s + 1, lane, xstride, xs, b, acc, rb);
+        if (s + 3 < w.steps) load_step<KIND, R, U>(p, w, s + 3, lane, b), load_residual<KIND, NV>(p, w, s + 3, lane, rb);
     }
 }
 
