@@ -511,4 +511,6 @@ ss_status ss_trace_gpu_stop(ss_error *err) {
     (void)err;
     return SS_OK;
 }
+
+bool ss_trace_gpu_running(void) { return false; }
 #endif

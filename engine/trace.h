@@ -140,6 +140,9 @@ ss_status ss_trace_gpu_start(ss_tracer *t, ss_error *err);
 /* Waits for the device, hands every record still buffered to the tracer, and stops collecting.
  * Nothing happens when no collection runs. */
 ss_status ss_trace_gpu_stop(ss_error *err);
+/* Whether a GPU collection runs (the CUDA backend then launches kernel by kernel, so that the
+ * timeline has every kernel: no persistent kernel). */
+bool ss_trace_gpu_running(void);
 
 #ifdef __cplusplus
 }

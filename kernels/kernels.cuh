@@ -160,6 +160,36 @@ size_t attn_counters(int n, int heads, int kv_heads, bool tile);
 cudaError_t setup_gemv(size_t smem_optin);
 cudaError_t setup_attention(size_t smem_optin);
 
+/* ---------------------------------------------------------------- persistent.cu */
+
+/* Launches of one-vector GEMVs and decode attention, recorded as the phases of one persistent
+ * kernel (one grid, a grid barrier between phases; the GEMV phases load their first weights before
+ * the barrier). The phases compute exactly what the separate launches would. */
+enum { PHASE_ATTN = GEMV_KINDS };
+struct phase {
+    int kind; /* a GEMV kind (GEMV_ROWS, ...), or PHASE_ATTN */
+    union {
+        gemv_params gemv;
+        attn_params attn;
+    };
+};
+#define SK_PERSIST_MAX_PHASES 128 /* a launch's parameters stay under 32 KB */
+struct persistent_params {
+    unsigned *barrier; /* 2 words, zero before the first launch (each launch leaves the count zero) */
+    int count;
+    phase ph[SK_PERSIST_MAX_PHASES];
+};
+/* Whether a launch can be a phase. */
+bool persistent_takes(const gemv_params &p, size_t smem_optin);
+bool persistent_takes(const attn_params &p);
+/* Dynamic shared memory a GEMV phase over cols columns needs (a launch takes its phases' largest). */
+size_t persistent_smem_of(int cols);
+/* Resident blocks per SM at this shared memory (at most 2; 0: the kernel cannot run). The grid is
+ * SMs times this: every block must be resident for the barrier. */
+int persistent_blocks_per_sm(size_t smem);
+cudaError_t persistent(const launch_ctx &c, const persistent_params &p, size_t smem, int blocks);
+cudaError_t setup_persistent(size_t smem_optin);
+
 /* ---------------------------------------------------------------- sampling.cu */
 
 /* Device scratch that argmax_rows and sample_rows share (any rows): zero before their first launch,

@@ -6,8 +6,8 @@
 #   2. the ceilings and the batch-1 GEMV against cuBLASLt (build/tests/bench_gpu_kernels), and a
 #      look at the GEMV's machine code (16-byte loads: LDG.E.128);
 #   3. `specscope bench --backend cuda --json` on random-weight checkpoints of real geometries
-#      (scripts/make_random_model.py), again with PDL off, and on llama-3.2-1b with fusion / graphs
-#      off (--no-ab: none of these A/B runs);
+#      (scripts/make_random_model.py), again with PDL off and with the persistent kernel on, and
+#      on llama-3.2-1b with fusion / graphs off (--no-ab: none of these A/B runs);
 #   4. with 2 or more GPUs: tp 2 greedy output against tp 1, and decode scaling over 1, 2 (4) ranks;
 #   5. a summary table, printed last.
 # Full logs go to $OUT when it is set (else BUILD/gpu-check/). The whole run keeps under 8 minutes:
@@ -71,7 +71,7 @@ SUMMARY+=("build|$BUILD")
 
 # ---------------------------------------------------------------- tests
 note "ctest -L gpu"
-if run "$(left)" ctest --test-dir "$BUILD" -L gpu --output-on-failure; then
+if run "$(left)" ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeout 120; then
     if grep -q "SKIPPED: no CUDA device" "$LOG"; then
         SUMMARY+=("gpu tests|SKIPPED: no CUDA device (see gpu-check.log)")
         FAILED=1
@@ -143,6 +143,7 @@ for preset in $PRESETS; do
     bench "$preset" base
     [ "$AB" = 1 ] || continue
     bench "$preset" no-pdl SPECSCOPE_CUDA_PDL=0
+    bench "$preset" persistent SPECSCOPE_CUDA_PERSISTENT=1
     if [ "$preset" = llama-3.2-1b ]; then
         bench "$preset" no-fuse SPECSCOPE_CUDA_FUSE=0
         bench "$preset" no-graphs SPECSCOPE_CUDA_GRAPHS=0

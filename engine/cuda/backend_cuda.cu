@@ -107,6 +107,7 @@ static ss_status report(cuda_backend *c, ss_error *err) {
 static void run_direct(cuda_backend *c, void (*record)(void *), void *ctx) {
     record(ctx);
     cb_flush(c);
+    cb_phases_flush(c);
 }
 
 /* Captures record() into g->exec; false when the capture had to be thrown away. */
@@ -119,7 +120,7 @@ static bool capture(cuda_backend *c, cb_graph *g, void (*record)(void *), void *
     cb_flush(c);
     c->capturing = false;
     cudaGraph_t graph = NULL;
-    cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+    cudaError_t e = cudaStreamEndCapture(cb_stream(c), &graph);
     bool ok = e == cudaSuccess && graph && !c->capture_spoiled && cb_ok(c);
     if (ok) ok = cb_check(c, cudaGraphInstantiate(&g->exec, graph, 0), "instantiate graph");
     if (graph) cudaGraphDestroy(graph);
@@ -134,6 +135,8 @@ static ss_status cuda_run_graph(ss_backend *b, uint64_t key, void (*record)(void
         run_direct(c, record, ctx);
         return report(c, err);
     }
+    /* The same forward captured with and without phases (a tracer wants the kernels one by one). */
+    if (cb_persistent_now(c)) key ^= 0x9e3779b97f4a7c15ull;
     cb_graph *g = graph_slot(c, key);
     g->last_use = ++c->graph_clock;
     if (!g->warmed) {
@@ -143,7 +146,7 @@ static ss_status cuda_run_graph(ss_backend *b, uint64_t key, void (*record)(void
         g->failed_captures++;
         if (cb_ok(c)) run_direct(c, record, ctx);
     } else {
-        cb_check(c, cudaGraphLaunch(g->exec, c->stream), "graph launch");
+        cb_check(c, cudaGraphLaunch(g->exec, cb_stream(c)), "graph launch");
     }
     return report(c, err);
 }
@@ -159,7 +162,7 @@ bool cb_reserve(cuda_backend *c, cb_scratch *s, size_t bytes, const char *what) 
     if (!cb_ok(c)) return false;
     size_t want = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
     cb_drop_graphs(c); /* they hold the old pointer */
-    cudaStreamSynchronize(c->stream);
+    cudaStreamSynchronize(cb_stream(c)); /* and so may held-back phases: they run first */
     cudaFree(s->p);
     s->p = NULL;
     s->bytes = 0;
@@ -168,7 +171,7 @@ bool cb_reserve(cuda_backend *c, cb_scratch *s, size_t bytes, const char *what) 
         cb_fail(c, err.status, "%s", err.msg);
         return false;
     }
-    if (!cb_check(c, cudaMemsetAsync(s->p, 0, want, c->stream), what)) return false;
+    if (!cb_check(c, cudaMemsetAsync(s->p, 0, want, cb_stream(c)), what)) return false;
     s->bytes = want;
     return true;
 }
@@ -186,7 +189,7 @@ static void before_memory_call(cuda_backend *c) {
 static ss_status copy_as_bf16(cuda_backend *c, void *dst, const void *src, ss_dtype dtype, size_t count,
                               const char *name, ss_error *err) {
     if (dtype == SS_BF16) {
-        cudaError_t e = cudaMemcpyAsync(dst, src, count * 2, cudaMemcpyHostToDevice, c->stream);
+        cudaError_t e = cudaMemcpyAsync(dst, src, count * 2, cudaMemcpyHostToDevice, cb_stream(c));
         return e == cudaSuccess ? SS_OK : device_error(err, e, name);
     }
     uint16_t *buf = (uint16_t *)malloc((count < CONVERT_CHUNK ? count : CONVERT_CHUNK) * sizeof *buf);
@@ -205,7 +208,7 @@ static ss_status copy_as_bf16(cuda_backend *c, void *dst, const void *src, ss_dt
             }
             buf[i] = ss_f32_to_bf16(f);
         }
-        cudaError_t e = cudaMemcpyAsync((uint16_t *)dst + done, buf, part * 2, cudaMemcpyHostToDevice, c->stream);
+        cudaError_t e = cudaMemcpyAsync((uint16_t *)dst + done, buf, part * 2, cudaMemcpyHostToDevice, cb_stream(c));
         if (e != cudaSuccess) st = device_error(err, e, name);
     }
     free(buf);
@@ -257,7 +260,7 @@ static ss_status cuda_alloc(ss_backend *b, size_t bytes, void **out, ss_error *e
     snprintf(name, sizeof name, "a buffer of %.1f MiB", bytes / MIB);
     ss_status st = device_alloc(bytes, name, out, err);
     if (st != SS_OK) return st;
-    cudaError_t e = cudaMemsetAsync(*out, 0, bytes ? bytes : 1, c->stream);
+    cudaError_t e = cudaMemsetAsync(*out, 0, bytes ? bytes : 1, cb_stream(c));
     if (e != cudaSuccess) {
         cudaFree(*out);
         *out = NULL;
@@ -284,14 +287,14 @@ static bool host_copy_allowed(cuda_backend *c) {
 static void cuda_to_host(ss_backend *b, void *dst, const void *src, size_t bytes) {
     cuda_backend *c = cb_of(b);
     if (!bytes || !host_copy_allowed(c)) return;
-    if (cb_check(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream), "copy to host"))
-        cb_check(c, cudaStreamSynchronize(c->stream), "copy to host");
+    if (cb_check(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cb_stream(c)), "copy to host"))
+        cb_check(c, cudaStreamSynchronize(cb_stream(c)), "copy to host");
 }
 
 static void cuda_to_device(ss_backend *b, void *dst, const void *src, size_t bytes) {
     cuda_backend *c = cb_of(b);
     if (!bytes || !host_copy_allowed(c)) return;
-    cb_check(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream), "copy to device");
+    cb_check(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cb_stream(c)), "copy to device");
 }
 
 static size_t cuda_kv_bytes(ss_backend *b, int kv_dim) { return (size_t)kv_dim * 2; }
@@ -305,8 +308,8 @@ static void cuda_kv_read(ss_backend *b, float *dst, const void *cache, int len, 
         cb_fail(c, SS_ENOMEM, "cuda backend: out of host memory reading %d KV positions", len);
         return;
     }
-    if (cb_check(c, cudaMemcpyAsync(tmp, cache, count * 2, cudaMemcpyDeviceToHost, c->stream), "KV read") &&
-        cb_check(c, cudaStreamSynchronize(c->stream), "KV read"))
+    if (cb_check(c, cudaMemcpyAsync(tmp, cache, count * 2, cudaMemcpyDeviceToHost, cb_stream(c)), "KV read") &&
+        cb_check(c, cudaStreamSynchronize(cb_stream(c)), "KV read"))
         for (size_t i = 0; i < count; i++) dst[i] = ss_bf16_to_f32(tmp[i]);
     free(tmp);
 }
@@ -315,7 +318,7 @@ static ss_status cuda_sync(ss_backend *b, ss_error *err) {
     cuda_backend *c = cb_of(b);
     cb_flush(c);
     if (c->capturing) cb_fail(c, SS_EARG, "cuda backend: sync() inside run_graph's record()");
-    else cb_check(c, cudaStreamSynchronize(c->stream), "sync");
+    else cb_check(c, cudaStreamSynchronize(cb_stream(c)), "sync");
     return report(c, err);
 }
 
@@ -325,7 +328,7 @@ static bool grow_batch(cuda_backend *c, int n) {
     int cap = c->batch_cap;
     while (cap < n) cap *= 2;
     cb_drop_graphs(c);
-    cudaStreamSynchronize(c->stream);
+    cudaStreamSynchronize(cb_stream(c));
     cudaFree(c->d_tokens);
     cudaFree(c->d_positions);
     cudaFreeHost(c->h_tokens);
@@ -360,10 +363,10 @@ static void cuda_set_batch(ss_backend *b, const int *tokens, const int *position
     memcpy(c->h_tokens, tokens, (size_t)n * sizeof(int));
     memcpy(c->h_positions, positions, (size_t)n * sizeof(int));
     size_t bytes = (size_t)n * sizeof(int);
-    if (cb_check(c, cudaMemcpyAsync(c->d_tokens, c->h_tokens, bytes, cudaMemcpyHostToDevice, c->stream), "batch copy") &&
-        cb_check(c, cudaMemcpyAsync(c->d_positions, c->h_positions, bytes, cudaMemcpyHostToDevice, c->stream),
+    if (cb_check(c, cudaMemcpyAsync(c->d_tokens, c->h_tokens, bytes, cudaMemcpyHostToDevice, cb_stream(c)), "batch copy") &&
+        cb_check(c, cudaMemcpyAsync(c->d_positions, c->h_positions, bytes, cudaMemcpyHostToDevice, cb_stream(c)),
                  "batch copy") &&
-        cb_check(c, cudaEventRecord(c->batch_copied, c->stream), "batch copy"))
+        cb_check(c, cudaEventRecord(c->batch_copied, cb_stream(c)), "batch copy"))
         c->n = n;
 }
 
@@ -376,8 +379,8 @@ static void cuda_argmax_rows(ss_backend *b, int *out_host, const float *logits, 
     int *ids = cb_reserve_ids(c, rows);
     size_t bytes = (size_t)rows * sizeof(int);
     if (ids && cb_check(c, sk::argmax_rows(cb_launch(c), ids, logits, rows, vocab, c->ids.p), "argmax") &&
-        cb_check(c, cudaMemcpyAsync(c->h_ids, ids, bytes, cudaMemcpyDeviceToHost, c->stream), "argmax ids") &&
-        cb_check(c, cudaStreamSynchronize(c->stream), "argmax"))
+        cb_check(c, cudaMemcpyAsync(c->h_ids, ids, bytes, cudaMemcpyDeviceToHost, cb_stream(c)), "argmax ids") &&
+        cb_check(c, cudaStreamSynchronize(cb_stream(c)), "argmax"))
         memcpy(out_host, c->h_ids, bytes);
 }
 
@@ -386,7 +389,7 @@ static void cuda_argmax_rows(ss_backend *b, int *out_host, const float *logits, 
 static void *cuda_stream(ss_backend *b) {
     cuda_backend *c = cb_of(b);
     cb_flush(c); /* a held-back op (a GEMV waiting to fuse with the residual add) goes first */
-    return c->stream;
+    return cb_stream(c);
 }
 
 /* ---------------------------------------------------------------- lifetime */
@@ -396,12 +399,15 @@ static void cuda_destroy(ss_backend *b) {
     cuda_backend *c = cb_of(b);
     if (c) {
         c->pend.kind = PEND_NONE;
+        if (c->phases) c->phases->count = 0; /* nothing will read what they would compute */
         if (c->stream) cudaStreamSynchronize(c->stream);
         for (int i = 0; i < CB_GRAPHS; i++)
             if (c->graphs_cache[i].exec) cudaGraphExecDestroy(c->graphs_cache[i].exec);
         cb_gemm_destroy(c);
         if (c->lt) cublasLtDestroy(c->lt);
         cudaFree(c->lt_workspace);
+        cudaFree(c->barrier);
+        free(c->phases);
         cb_scratch *scratch[] = {&c->act_bf16, &c->attn_partial, &c->attn_counters, &c->ids};
         for (size_t i = 0; i < sizeof scratch / sizeof *scratch; i++) cudaFree(scratch[i]->p);
         for (int i = 0; i < CB_ROPES; i++) cudaFree(c->ropes[i].device);
@@ -474,6 +480,8 @@ static ss_status init(cuda_backend *c, int device, ss_error *err) {
     c->pdl = env_on("SPECSCOPE_CUDA_PDL");
     c->fuse = env_on("SPECSCOPE_CUDA_FUSE");
     c->graphs = env_on("SPECSCOPE_CUDA_GRAPHS");
+    const char *persist = getenv("SPECSCOPE_CUDA_PERSISTENT"); /* opt-in: slower so far (kernels/persistent.cu) */
+    c->persist = persist && strcmp(persist, "1") == 0;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess)
         return device_error(err, e, "stream");
     if ((e = cudaEventCreateWithFlags(&c->batch_copied, cudaEventDisableTiming)) != cudaSuccess)
@@ -485,8 +493,16 @@ static ss_status init(cuda_backend *c, int device, ss_error *err) {
     c->lt_workspace_bytes = LT_WORKSPACE;
     c->batch_cap = FIRST_BATCH_CAP / 2;
     if (!grow_batch(c, FIRST_BATCH_CAP) || (e = sk::setup_gemv(c->smem_optin)) != cudaSuccess ||
-        (e = sk::setup_attention(c->smem_optin)) != cudaSuccess)
+        (e = sk::setup_attention(c->smem_optin)) != cudaSuccess ||
+        (e = sk::setup_persistent(c->smem_optin)) != cudaSuccess)
         return cb_ok(c) ? device_error(err, e, "kernel setup") : ss_fail(err, c->failed.status, "%s", c->failed.msg);
+    if (c->persist) {
+        c->phases = (sk::persistent_params *)calloc(1, sizeof *c->phases);
+        if (!c->phases) return ss_fail(err, SS_ENOMEM, "cuda backend: out of host memory");
+        if ((st = device_alloc(2 * sizeof(unsigned), "the grid barrier", (void **)&c->barrier, err)) != SS_OK) return st;
+        if ((e = cudaMemset(c->barrier, 0, 2 * sizeof(unsigned))) != cudaSuccess) return device_error(err, e, "grid barrier");
+        c->phases->barrier = c->barrier;
+    }
     return SS_OK;
 }
 

@@ -74,7 +74,7 @@ typedef struct {
     size_t smem_optin;
     char name[256];
     cudaStream_t stream;
-    bool pdl, fuse, graphs; /* SPECSCOPE_CUDA_PDL / _FUSE / _GRAPHS = 0 turn each off */
+    bool pdl, fuse, graphs, persist; /* SPECSCOPE_CUDA_PDL / _FUSE / _GRAPHS / _PERSISTENT = 0 turn each off */
 
     cublasLtHandle_t lt;
     void *lt_workspace;
@@ -106,6 +106,14 @@ typedef struct {
 
     cb_pending pend;
 
+    /* Launches held back as phases of one persistent kernel (cuda_ops.cu, kernels/persistent.cu),
+     * launched together by cb_phases_flush before anything else reaches the stream. */
+    sk::persistent_params *phases; /* host, count phases so far */
+    size_t phase_smem;              /* their largest dynamic shared memory */
+    unsigned *barrier;              /* device, the grid barrier's 2 words */
+    size_t occ_smem;                /* persistent_blocks_per_sm's last answer, for this smem */
+    int occ_blocks;
+
 
     cb_graph graphs_cache[CB_GRAPHS];
     uint64_t graph_clock;
@@ -129,9 +137,19 @@ static inline cuda_backend *cb_of(ss_backend *b) {
     return c;
 }
 
-static inline sk::launch_ctx cb_launch(const cuda_backend *c) {
+/* cuda_ops.cu: launches the held-back phases, if any; whether launches become phases now. */
+void cb_phases_flush(cuda_backend *c);
+bool cb_persistent_now(cuda_backend *c);
+
+/* The stream, for anything put on it other than a phase: the held-back phases go first. */
+static inline cudaStream_t cb_stream(cuda_backend *c) {
+    if (c->phases && c->phases->count) cb_phases_flush(c);
+    return c->stream;
+}
+
+static inline sk::launch_ctx cb_launch(cuda_backend *c) {
     sk::launch_ctx l;
-    l.stream = c->stream;
+    l.stream = cb_stream(c);
     l.pdl = c->pdl;
     l.sms = c->sms;
     l.smem_optin = c->smem_optin;

@@ -89,7 +89,7 @@ void cb_gemm(cuda_backend *c, float *out, const float *x, const ss_weight *w, co
     const float alpha = 1.0f, beta = 0.0f;
     if (!lt_ok(c,
                cublasLtMatmul(c->lt, p->desc, &alpha, w->data, p->a, xb, p->b, &beta, out, p->d, out, p->d, &p->algo,
-                              c->lt_workspace, c->lt_workspace_bytes, c->stream),
+                              c->lt_workspace, c->lt_workspace_bytes, cb_stream(c)),
                "matmul", m, n, k))
         return;
     if (bias) cb_check(c, sk::add_bias(l, out, (const uint16_t *)bias->data, n, m), "bias");

@@ -12,6 +12,10 @@
  *       storing in its epilogue (llama-style models, no q/k norm)
  *   rmsnorm(q, q) + rmsnorm(k, k) + rope(q) + rope(k) + kv_store    ->  one prep kernel (qwen3)
  *   add(x, y) + rmsnorm(out, x)                                     ->  one add+norm kernel
+ * With SPECSCOPE_CUDA_PERSISTENT=1 (opt-in: slower so far, see kernels/persistent.cu) the launches
+ * of one-vector GEMVs and decode attention are held back as the phases of one persistent kernel,
+ * launched when anything else needs the stream (cb_stream), so a decode step is the embedding, one
+ * or two persistent launches and the pick (kernel by kernel while CUPTI collects kernels).
  * Every fusion keeps each op's visible effect (a fused norm still writes xn, a fused residual add
  * still writes y), and is taken only when the buffers involved are identical or disjoint, so the
  * result equals the op-by-op one (SPECSCOPE_CUDA_FUSE=0 runs op by op; tests compare the two). */
@@ -19,6 +23,10 @@
 #include <string.h>
 
 #include "cuda_internal.h"
+
+extern "C" {
+#include "trace.h"
+}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -74,7 +82,7 @@ static const float *rope_table(cuda_backend *c, const ss_rope *rope) {
         }
     if (r->device) { /* evicting a table that captured graphs may hold */
         cb_drop_graphs(c);
-        cudaStreamSynchronize(c->stream);
+        cudaStreamSynchronize(cb_stream(c));
         cudaFree(r->device);
         r->device = nullptr;
     }
@@ -82,14 +90,49 @@ static const float *rope_table(cuda_backend *c, const ss_rope *rope) {
     memcpy(r->values, rope->inv_freq, bytes);
     r->host = rope->inv_freq;
     r->head_dim = rope->head_dim;
-    if (!cb_check(c, cudaMemcpyAsync(r->device, r->values, bytes, cudaMemcpyHostToDevice, c->stream), "rotary table"))
+    if (!cb_check(c, cudaMemcpyAsync(r->device, r->values, bytes, cudaMemcpyHostToDevice, cb_stream(c)), "rotary table"))
         return nullptr;
     return r->device;
+}
+
+/* ---------------------------------------------------------------- the persistent kernel */
+
+bool cb_persistent_now(cuda_backend *c) { return c->persist && c->phases && !ss_trace_gpu_running(); }
+
+static int phase_blocks_per_sm(cuda_backend *c, size_t smem) {
+    if (c->occ_smem != smem || c->occ_blocks == 0) c->occ_smem = smem, c->occ_blocks = sk::persistent_blocks_per_sm(smem);
+    return c->occ_blocks;
+}
+
+void cb_phases_flush(cuda_backend *c) {
+    sk::persistent_params *pp = c->phases;
+    if (!pp || pp->count == 0) return;
+    const int count = pp->count, per_sm = phase_blocks_per_sm(c, c->phase_smem);
+    sk::launch_ctx l = {c->stream, c->pdl, c->sms, c->smem_optin};
+    LAUNCHED(c, sk::persistent(l, *pp, c->phase_smem, c->sms * per_sm), "persistent kernel of %d phases", count);
+    pp->count = 0;
+    c->phase_smem = 0;
+}
+
+/* Holds a launch back as a phase (false: it is launched on its own). A launch of g (or a). */
+static bool take_phase(cuda_backend *c, const sk::gemv_params *g, const sk::attn_params *a) {
+    if (!cb_persistent_now(c) || !cb_ok(c)) return false;
+    if (g ? !sk::persistent_takes(*g, c->smem_optin) : !sk::persistent_takes(*a)) return false;
+    const size_t need = g ? sk::persistent_smem_of(g->cols) : 0;
+    if (phase_blocks_per_sm(c, need > c->phase_smem ? need : c->phase_smem) < 1) return false;
+    if (c->phases->count == SK_PERSIST_MAX_PHASES) cb_phases_flush(c);
+    if (need > c->phase_smem) c->phase_smem = need;
+    sk::phase &ph = c->phases->ph[c->phases->count++];
+    ph.kind = g ? sk::gemv_kind(*g) : sk::PHASE_ATTN;
+    if (g) ph.gemv = *g;
+    else ph.attn = *a;
+    return true;
 }
 
 /* ---------------------------------------------------------------- launching what is pending */
 
 static void launch_gemv(cuda_backend *c, const sk::gemv_params &g) {
+    if (take_phase(c, &g, nullptr)) return;
     LAUNCHED(c, sk::gemv(cb_launch(c), g, gemv_blocks_per_sm(c, sk::gemv_kind(g), g.cols, g.nvec)),
              "gemv %d segment(s), %d cols, %d vectors", g.nseg, g.cols, g.nvec);
 }
@@ -102,16 +145,16 @@ void cb_flush(cuda_backend *c) {
     cb_pending_kind kind = c->pend.kind;
     c->pend.kind = PEND_NONE;
     if (!cb_ok(c)) return;
-    const sk::launch_ctx l = cb_launch(c);
-    switch (kind) {
+    switch (kind) { /* cb_launch only for what is launched: it first launches held-back phases */
     case PEND_NONE: break;
     case PEND_NORM: {
         const auto &n = c->pend.norm;
-        LAUNCHED(c, sk::rmsnorm(l, n.out, n.x, nullptr, n.w, n.rows, n.dim, n.eps), "rmsnorm %dx%d", n.rows, n.dim);
+        LAUNCHED(c, sk::rmsnorm(cb_launch(c), n.out, n.x, nullptr, n.w, n.rows, n.dim, n.eps), "rmsnorm %dx%d", n.rows,
+                 n.dim);
         break;
     }
     case PEND_ADD:
-        LAUNCHED(c, sk::axpy(l, c->pend.add.x, 1.0f, c->pend.add.y, c->pend.add.count), "add of %zu",
+        LAUNCHED(c, sk::axpy(cb_launch(c), c->pend.add.x, 1.0f, c->pend.add.y, c->pend.add.count), "add of %zu",
                  c->pend.add.count);
         break;
     case PEND_GEMV: launch_gemv(c, c->pend.gemv); break;
@@ -463,7 +506,7 @@ void cuda_attention(ss_backend *b, float *out, const float *q, const void *kcach
     if (tile)
         LAUNCHED(c, sk::attn_tile(cb_launch(c), p), "attention (tiles) n %d, %d/%d heads of %d", n, heads, kv_heads,
                  head_dim);
-    else
+    else if (!take_phase(c, nullptr, &p))
         LAUNCHED(c, sk::attn_decode(cb_launch(c), p), "attention (decode) n %d, %d/%d heads of %d", n, heads, kv_heads,
                  head_dim);
 }

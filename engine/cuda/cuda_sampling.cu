@@ -56,8 +56,8 @@ void cuda_sample_rows(ss_backend *b, int *out_host, const float *logits, int row
         memcpy(p.uniform, uniform + r, (size_t)count * sizeof *uniform);
         const float *first = logits + (size_t)r * (size_t)vocab;
         if (!cb_check(c, sk::sample_rows(cb_launch(c), ids, first, count, vocab, p, c->ids.p), "sample") ||
-            !cb_check(c, cudaMemcpyAsync(c->h_ids, ids, bytes, cudaMemcpyDeviceToHost, c->stream), "sample ids") ||
-            !cb_check(c, cudaStreamSynchronize(c->stream), "sample"))
+            !cb_check(c, cudaMemcpyAsync(c->h_ids, ids, bytes, cudaMemcpyDeviceToHost, cb_stream(c)), "sample ids") ||
+            !cb_check(c, cudaStreamSynchronize(cb_stream(c)), "sample"))
             return;
         memcpy(out_host + r, c->h_ids, bytes);
     }

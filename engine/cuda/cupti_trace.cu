@@ -13,6 +13,8 @@
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <pthread.h>
+
+#include <atomic>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +54,9 @@ struct collector {
 };
 
 collector g = {PTHREAD_MUTEX_INITIALIZER, {}, false, false, false, NULL, 0};
+
+/* Whether a collection runs, for ss_trace_gpu_running (read per op: no lock). */
+std::atomic<bool> collecting{false};
 
 uint64_t CUPTIAPI host_clock() { return ss_trace_now_ns(); }
 
@@ -206,8 +211,11 @@ extern "C" ss_status ss_trace_gpu_start(ss_tracer *t, ss_error *err) {
     pthread_mutex_lock(&g.lock);
     g.tracer = t;
     pthread_mutex_unlock(&g.lock);
+    collecting = true;
     return SS_OK;
 }
+
+extern "C" bool ss_trace_gpu_running(void) { return collecting; }
 
 extern "C" ss_status ss_trace_gpu_stop(ss_error *err) {
     pthread_mutex_lock(&g.lock);
@@ -222,6 +230,7 @@ extern "C" ss_status ss_trace_gpu_stop(ss_error *err) {
     pthread_mutex_lock(&g.lock);
     g.tracer = NULL;
     pthread_mutex_unlock(&g.lock);
+    collecting = false;
     if (ce != cudaSuccess)
         return ss_fail(err, SS_EDEVICE, "trace: waiting for the device before the CUPTI flush: %s",
                        cudaGetErrorString(ce));

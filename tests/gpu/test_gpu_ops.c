@@ -1,11 +1,13 @@
 /* test_gpu_ops.c — every CUDA backend op against the CPU backend on random data (bf16 weights and
- * bf16-representable KV entries, so both backends compute from the same numbers), once with the
- * backend's op fusion and once op by op (SPECSCOPE_CUDA_FUSE=0); a transformer layer run through
+ * bf16-representable KV entries, so both backends compute from the same numbers), with the
+ * backend's op fusion, op by op (SPECSCOPE_CUDA_FUSE=0), and fused through the persistent kernel
+ * (SPECSCOPE_CUDA_PERSISTENT=1); a transformer layer run through
  * prefill, decode, verification and longer batches; CUDA graph replay against direct runs; greedy
  * ids on the device. Outputs are poisoned with NaN before each op, so an unwritten element fails.
  *
  * Tolerances (||gpu - cpu|| / ||cpu||): fp32 paths 1e-5 to 2e-4; paths that round activations to
- * bf16 for the tensor cores (cuBLASLt batches, tile attention) 1e-2 to 2e-2; fused against unfused 1e-5.
+ * bf16 for the tensor cores (cuBLASLt batches, tile attention) 1e-2 to 2e-2; fused against unfused 1e-5;
+ * the persistent kernel against the same launches kernel by kernel: identical.
  * Prints "SKIPPED: ..." and exits 77 without a CUDA device. */
 #include <math.h>
 #include <stdlib.h>
@@ -15,7 +17,7 @@
 #include "gpu_test.h"
 #include "sampler.h"
 
-enum { CPU = 0, GPU, GPU_UNFUSED, NB };
+enum { CPU = 0, GPU, GPU_UNFUSED, GPU_PERSISTENT, NB };
 
 typedef struct {
     ss_backend *b;
@@ -406,7 +408,7 @@ static void test_layer(const geometry *g) {
             backend *e = &be[i];
             layer_call call = {e, i, g, &w, &s[i], &rope, n};
             batch(e, first, n);
-            if (graph && i == GPU) {
+            if (graph && (i == GPU || i == GPU_PERSISTENT)) {
                 ss_error err = {0};
                 CHECK_MSG(e->b->ops->run_graph(e->b, 7, layer, &call, &err) == SS_OK, "run_graph: %s", err.msg);
             } else {
@@ -421,6 +423,8 @@ static void test_layer(const geometry *g) {
         compare(what, GPU_UNFUSED, out[GPU_UNFUSED], out[CPU], (size_t)n * g->hidden, 1e-2);
         printf("  fused against op by op:");
         compare("", GPU, out[GPU], out[GPU_UNFUSED], (size_t)n * g->hidden, 1e-5);
+        printf("  persistent against kernel by kernel:");
+        compare("", GPU_PERSISTENT, out[GPU_PERSISTENT], out[GPU], (size_t)n * g->hidden, 0.0);
         /* The next step starts from the same residual stream everywhere (the CPU's). */
         for (int i = GPU; i < NB; i++) be[i].b->ops->to_device(be[i].b, s[i].x, out[CPU], (size_t)n * g->hidden * 4);
     }
@@ -466,12 +470,16 @@ int main(void) {
     be[CPU].name = "cpu";
     be[GPU].name = "cuda";
     be[GPU_UNFUSED].name = "cuda unfused";
+    be[GPU_PERSISTENT].name = "cuda persistent";
     if (ss_backend_cpu_create(&be[CPU].b, &err) || ss_backend_cuda_create(&be[GPU].b, &err)) {
         fprintf(stderr, "backend: %s\n", err.msg);
         return 1;
     }
+    setenv("SPECSCOPE_CUDA_PERSISTENT", "1", 1);
+    ss_status st = ss_backend_cuda_create(&be[GPU_PERSISTENT].b, &err);
+    unsetenv("SPECSCOPE_CUDA_PERSISTENT");
     setenv("SPECSCOPE_CUDA_FUSE", "0", 1);
-    ss_status st = ss_backend_cuda_create(&be[GPU_UNFUSED].b, &err);
+    if (!st) st = ss_backend_cuda_create(&be[GPU_UNFUSED].b, &err);
     unsetenv("SPECSCOPE_CUDA_FUSE");
     if (st) {
         fprintf(stderr, "backend: %s\n", err.msg);

@@ -1,0 +1,196 @@
+/* attention_decode.cuh — the device side of attention_decode.cu, shared with the persistent decode
+ * kernel (persistent.cu). See attention_decode.cu for the design. */
+#ifndef SPECSCOPE_KERNELS_ATTENTION_DECODE_CUH
+#define SPECSCOPE_KERNELS_ATTENTION_DECODE_CUH
+
+#include "common.cuh"
+#include "kernels.cuh"
+
+namespace sk {
+
+#define DEC_THREADS 128
+#define DEC_WARPS (DEC_THREADS / 32)
+#define DEC_U 8
+#define MAX_SPLITS 64
+
+struct softmax_state {
+    float m, l, acc[8];
+};
+
+/* s = merge(s, o): both are (max, sum of exp(score - max), sum of exp(score - max) * v). */
+__device__ __forceinline__ void merge_state(softmax_state &s, float m2, float l2, const float a2[8]) {
+    const float m = fmaxf(s.m, m2);
+    if (m == -INFINITY) return; /* both empty */
+    const float c1 = expf(s.m - m), c2 = expf(m2 - m);
+    s.l = s.l * c1 + l2 * c2;
+#pragma unroll
+    for (int d = 0; d < 8; d++) s.acc[d] = s.acc[d] * c1 + a2[d] * c2;
+    s.m = m;
+}
+
+/* Merges rows of (m, l, acc[head_dim]) partials [count][stride] (acc from offset 2) into
+ * out[head_dim]; thread tid of the block takes dims tid, tid + DEC_THREADS. */
+static __device__ void merge_partials(const float *part, int count, int stride, int head_dim, float *out, int tid) {
+    float m = -INFINITY;
+    for (int s = 0; s < count; s++) m = fmaxf(m, __ldcg(part + (size_t)s * stride));
+    float l = 0.0f;
+    for (int s = 0; s < count; s++) {
+        const float ms = __ldcg(part + (size_t)s * stride);
+        if (ms != -INFINITY) l += __ldcg(part + (size_t)s * stride + 1) * expf(ms - m);
+    }
+    for (int d = tid; d < head_dim; d += DEC_THREADS) {
+        float a = 0.0f;
+        for (int s = 0; s < count; s++) {
+            const float ms = __ldcg(part + (size_t)s * stride);
+            if (ms != -INFINITY) a += __ldcg(part + (size_t)s * stride + 2 + d) * expf(ms - m);
+        }
+        out[d] = a / l;
+    }
+}
+
+/* Shared memory of one attention block: the warps' softmax states, merged at the end. */
+struct attn_decode_smem {
+    float wm[DEC_WARPS], wl[DEC_WARPS];
+    __align__(16) float wacc[DEC_WARPS][SK_PREP_MAX_HEAD_DIM];
+    float blk[2];
+    bool last;
+};
+
+/* Barrier `bar` over DEC_THREADS threads (bar 0 in a block of DEC_THREADS is __syncthreads). */
+__device__ __forceinline__ void block_sync(int bar) { asm volatile("bar.sync %0, %1;" ::"r"(bar), "n"(DEC_THREADS) : "memory"); }
+
+/* 16 bytes through L2 only: data written earlier in the same persistent kernel is not in L1. */
+__device__ __forceinline__ uint4 load_cg16(const void *p) { return __ldcg(reinterpret_cast<const uint4 *>(p)); }
+
+/* The body of block (s, h, i) of an attention launch, run by DEC_THREADS threads (tid: 0..127)
+ * that synchronise on named barrier `bar` (0: the whole block; the persistent kernel runs two such
+ * blocks side by side on barriers 1 and 2) with their own shared memory sm. It starts after the
+ * wait (PDL or grid barrier); the caller reads len = positions[i] + 1 before it. Everything an
+ * earlier kernel or phase wrote (q, the KV cache, partials) is read through L2 (ld.cg). */
+template <int LPK>
+__device__ __forceinline__ void attn_decode_run(const attn_params &p, int s, int h, int i, int len, int tid, int bar,
+                                                attn_decode_smem &sm) {
+    constexpr int KPW = 32 / LPK; /* keys per warp step */
+    float *wm = sm.wm, *wl = sm.wl, *blk = sm.blk;
+    const int splits = min(p.splits, ceil_div(len, DEC_WARPS * KPW * DEC_U)); /* a pass of keys at least */
+    if (s >= splits) return;
+    const int chunk = ceil_div(len, splits), start = s * chunk, end = min(len, start + chunk);
+
+    const int lane = tid & 31, warp = tid >> 5;
+    const int sub = lane % LPK, slot = lane / LPK, d0 = 8 * sub;
+    const bool dims = d0 < p.head_dim;
+    const int kvh = h / (p.heads / p.kv_heads);
+    const float *qrow = p.q + ((size_t)i * p.heads + h) * p.head_dim;
+
+    float q[8];
+#pragma unroll
+    for (int d = 0; d < 8; d++) q[d] = dims ? __ldcg(qrow + d0 + d) * p.scale : 0.0f;
+    const uint16_t *kbase = p.kcache + (size_t)kvh * p.head_dim + d0;
+    const uint16_t *vbase = p.vcache + (size_t)kvh * p.head_dim + d0;
+
+    softmax_state st;
+    st.m = -INFINITY, st.l = 0.0f;
+#pragma unroll
+    for (int d = 0; d < 8; d++) st.acc[d] = 0.0f;
+
+    for (int t0 = start + warp * KPW * DEC_U; t0 < end; t0 += DEC_WARPS * KPW * DEC_U) {
+        uint4 kr[DEC_U], vr[DEC_U];
+#pragma unroll
+        for (int u = 0; u < DEC_U; u++) {
+            const int t = t0 + u * KPW + slot;
+            const bool ok = dims && t < end;
+            kr[u] = ok ? load_cg16(kbase + (size_t)t * p.kv_dim) : make_uint4(0, 0, 0, 0);
+            vr[u] = ok ? load_cg16(vbase + (size_t)t * p.kv_dim) : make_uint4(0, 0, 0, 0);
+        }
+        /* The U scores first (independent chains: their shuffles overlap), then one rescale of
+         * the running state for the U keys instead of one per key. */
+        float score[DEC_U];
+#pragma unroll
+        for (int u = 0; u < DEC_U; u++) {
+            float k[8];
+            unpack8(kr[u], k);
+            score[u] = 0.0f;
+#pragma unroll
+            for (int d = 0; d < 8; d++) score[u] = fmaf(q[d], k[d], score[u]);
+        }
+#pragma unroll
+        for (int o = LPK / 2; o > 0; o >>= 1)
+#pragma unroll
+            for (int u = 0; u < DEC_U; u++) score[u] += __shfl_xor_sync(0xffffffffu, score[u], o);
+        float m = st.m;
+#pragma unroll
+        for (int u = 0; u < DEC_U; u++) /* validity is the same for every lane of the group */
+            if (t0 + u * KPW + slot < end) m = fmaxf(m, score[u]);
+        if (m == -INFINITY) continue; /* no key of this group in range */
+        const float c = expf(st.m - m);
+        st.l *= c;
+#pragma unroll
+        for (int d = 0; d < 8; d++) st.acc[d] *= c;
+#pragma unroll
+        for (int u = 0; u < DEC_U; u++) {
+            if (t0 + u * KPW + slot >= end) continue;
+            float v[8];
+            unpack8(vr[u], v);
+            const float e = expf(score[u] - m);
+            st.l += e;
+#pragma unroll
+            for (int d = 0; d < 8; d++) st.acc[d] = fmaf(e, v[d], st.acc[d]);
+        }
+        st.m = m;
+    }
+    /* Merge the key groups of the warp, then the warps. */
+#pragma unroll
+    for (int o = LPK; o < 32; o <<= 1) {
+        float a2[8];
+        const float m2 = __shfl_xor_sync(0xffffffffu, st.m, o), l2 = __shfl_xor_sync(0xffffffffu, st.l, o);
+#pragma unroll
+        for (int d = 0; d < 8; d++) a2[d] = __shfl_xor_sync(0xffffffffu, st.acc[d], o);
+        merge_state(st, m2, l2, a2);
+    }
+    if (lane == 0) wm[warp] = st.m, wl[warp] = st.l;
+    if (slot == 0 && dims)
+#pragma unroll
+        for (int d = 0; d < 8; d++) sm.wacc[warp][d0 + d] = st.acc[d];
+    block_sync(bar);
+    if (tid == 0) {
+        float m = -INFINITY, l = 0.0f;
+        for (int w = 0; w < DEC_WARPS; w++) m = fmaxf(m, wm[w]);
+        for (int w = 0; w < DEC_WARPS; w++)
+            if (wm[w] != -INFINITY) l += wl[w] * expf(wm[w] - m);
+        blk[0] = m, blk[1] = l;
+    }
+    block_sync(bar);
+    const float bm = blk[0], bl = blk[1];
+    const size_t row = (size_t)i * p.heads + h;
+    float *out = p.out + row * p.head_dim;
+    const int stride = p.head_dim + 2;
+    float *part = p.partial + (row * p.splits + s) * stride;
+    for (int d = tid; d < p.head_dim; d += DEC_THREADS) {
+        float a = 0.0f;
+        for (int w = 0; w < DEC_WARPS; w++)
+            if (wm[w] != -INFINITY) a += sm.wacc[w][d] * expf(wm[w] - bm);
+        if (splits == 1)
+            out[d] = a / bl;
+        else
+            part[2 + d] = a;
+    }
+    if (splits == 1) return;
+    if (tid == 0) part[0] = bm, part[1] = bl;
+    __threadfence();
+    block_sync(bar);
+    if (tid == 0) sm.last = atomicAdd(p.counters + row, 1u) == (unsigned)splits - 1;
+    block_sync(bar);
+    if (!sm.last) return;
+    __threadfence();
+    merge_partials(p.partial + row * p.splits * stride, splits, stride, p.head_dim, out, tid);
+    if (tid == 0) p.counters[row] = 0;
+}
+
+/* Lanes per key for a head_dim: a power of two with 8 * LPK >= head_dim. */
+__host__ __device__ inline int attn_decode_lpk(int head_dim) {
+    return head_dim <= 8 ? 1 : head_dim <= 16 ? 2 : head_dim <= 32 ? 4 : head_dim <= 64 ? 8 : head_dim <= 128 ? 16 : 32;
+}
+
+} // namespace sk
+
+#endif

@@ -1,0 +1,253 @@
+/* gemv.cuh — the device side of gemv.cu, shared with the persistent decode kernel (persistent.cu),
+ * which runs the same body between grid barriers instead of PDL waits. See gemv.cu for the design. */
+#ifndef SPECSCOPE_KERNELS_GEMV_CUH
+#define SPECSCOPE_KERNELS_GEMV_CUH
+
+#include "common.cuh"
+#include "kernels.cuh"
+
+namespace sk {
+
+#define GEMV_THREADS 256
+#define GEMV_WARPS (GEMV_THREADS / 32)
+#define GEMV_MAX_BLOCKS_PER_SM 2
+#define GEMV_LOADS 8 /* 16-byte loads per lane in flight per batch (two batches in flight) */
+
+/* Shared-memory index of element c of the staged vector: 4 floats of padding every 32. */
+__device__ __forceinline__ int xpad(int c) { return c + ((c >> 5) << 2); }
+
+/* Floats one staged vector takes (a multiple of 4, so every vector starts 16-byte aligned). */
+__host__ __device__ static inline int vector_stride(int cols) { return cols + 4 * (cols / 32 + 1); }
+
+/* Stages vector v of x (normalised when asked) into shared memory; block 0 writes the normalised
+ * vector out. x is read through L2 (ld.cg): inside a persistent kernel other blocks wrote it. */
+static __device__ void stage_vector(const gemv_params &p, int vec, float *xs, int block) {
+    __shared__ float red[32];
+    const int cols = p.cols;
+    const float *x = p.x + (size_t)vec * cols;
+    float ss = 0.0f;
+    if (((uintptr_t)x & 15) == 0) {
+        for (int c4 = threadIdx.x; c4 < cols / 4; c4 += GEMV_THREADS) {
+            float4 v = __ldcg(reinterpret_cast<const float4 *>(x) + c4);
+            *reinterpret_cast<float4 *>(xs + xpad(4 * c4)) = v;
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (int c = threadIdx.x; c < cols; c += GEMV_THREADS) {
+            float v = __ldcg(x + c);
+            xs[xpad(c)] = v;
+            ss += v * v;
+        }
+    }
+    if (!p.norm) return; /* the caller synchronises */
+    ss = block_sum(ss, red);
+    const float inv = 1.0f / sqrtf(ss / (float)cols + p.eps);
+    for (int c = threadIdx.x; c < cols; c += GEMV_THREADS) {
+        float v = xs[xpad(c)] * inv;
+        if (p.norm_w) v = bf16_at(p.norm_w, c) * v;
+        xs[xpad(c)] = v;
+        if (block == 0 && p.norm_out) p.norm_out[(size_t)vec * cols + c] = v;
+    }
+}
+
+/* R rows per unit (2 for gate/up), U loads in flight per row and lane: batch `batch` of the rows. */
+template <int R, int U>
+__device__ __forceinline__ void load_batch(const uint4 *const rows[R], int batch, int lane, int nchunks, uint4 buf[R][U]) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int j = lane + 32 * (batch * U + u);
+#pragma unroll
+        for (int r = 0; r < R; r++) buf[r][u] = j < nchunks ? load_stream16(rows[r] + j) : make_uint4(0, 0, 0, 0);
+    }
+}
+
+/* What one warp streams: its units first_unit, first_unit + stride, ..., each read in nbatches
+ * batches; step s is batch s % nbatches of the warp's unit s / nbatches. A unit is one row
+ * (GEMV_ROWS), a gate/up row pair (GEMV_GLU) or two rows of one segment (GEMV_PAIRS). */
+struct warp_walk {
+    int first_unit, stride, nbatches, nchunks, steps;
+};
+
+__host__ __device__ __forceinline__ int seg_units(const gemv_params &p, int kind, int s) {
+    return kind == GEMV_PAIRS ? p.seg[s].rows / 2 : p.seg[s].rows;
+}
+
+__host__ __device__ __forceinline__ int total_units(const gemv_params &p, int kind) {
+    if (kind == GEMV_GLU) return p.seg[0].rows;
+    int units = 0;
+    for (int s = 0; s < p.nseg; s++) units += seg_units(p, kind, s);
+    return units;
+}
+
+/* Where unit u's results go: segment and rows r[0], r[1]. Pairs of a rotated segment are the
+ * rotate_half partners (d, d + head_dim / 2) of one head, so the epilogue holds both. */
+template <int KIND>
+__device__ __forceinline__ int unit_rows(const gemv_params &p, int u, int r[2]) {
+    int s = 0;
+    if (KIND != GEMV_GLU)
+        while (s + 1 < p.nseg && u >= seg_units(p, KIND, s)) u -= seg_units(p, KIND, s++);
+    if (KIND != GEMV_PAIRS) {
+        r[0] = r[1] = u;
+    } else if (p.seg[s].rope_hd) {
+        const int half = p.seg[s].rope_hd / 2;
+        r[0] = (u / half) * p.seg[s].rope_hd + u % half, r[1] = r[0] + half;
+    } else {
+        r[0] = 2 * u, r[1] = 2 * u + 1;
+    }
+    return s;
+}
+
+template <int KIND, int R, int U>
+__device__ __forceinline__ void load_step(const gemv_params &p, const warp_walk &w, int s, int lane, uint4 buf[R][U]) {
+    int r[2];
+    const int seg = unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
+    const uint4 *rows[R];
+#pragma unroll
+    for (int k = 0; k < R; k++)
+        rows[k] = reinterpret_cast<const uint4 *>(p.seg[KIND == GEMV_GLU ? k : seg].w + (size_t)r[k] * p.cols);
+    load_batch<R, U>(rows, s % w.nbatches, lane, w.nchunks, buf);
+}
+
+__device__ __forceinline__ float bias_at(const gemv_seg &s, int row) { return s.bias ? bf16_at(s.bias, row) : 0.0f; }
+
+/* The results of one unit for vector v (lane 0): y[k] is row r[k]'s dot product. */
+template <int KIND>
+__device__ __forceinline__ void unit_epilogue(const gemv_params &p, int seg, const int r[2], int v, const float y[2],
+                                              float resid) {
+    const gemv_seg &s0 = p.seg[seg];
+    const size_t at = (size_t)v * s0.rows + r[0];
+    if (KIND == GEMV_ROWS) {
+        const float out = y[0] + bias_at(s0, r[0]);
+        s0.out[at] = out;
+        if (p.residual) p.residual[at] = resid + out;
+    } else if (KIND == GEMV_GLU) {
+        const float g = y[0] + bias_at(s0, r[0]), up = y[1] + bias_at(p.seg[1], r[0]);
+        s0.out[at] = g / (1.0f + expf(-g)) * up;
+        p.seg[1].out[at] = up;
+    } else {
+        float a = y[0] + bias_at(s0, r[0]), b = y[1] + bias_at(s0, r[1]);
+        const int pos = p.positions[v];
+        if (s0.rope_hd) {
+            float c, sn;
+            rope_cos_sin(pos, p.inv_freq[r[0] % s0.rope_hd], c, sn);
+            rotate_pair(a, b, c, sn);
+        }
+        s0.out[at] = a;
+        s0.out[(size_t)v * s0.rows + r[1]] = b;
+        if (s0.cache) {
+            s0.cache[(size_t)pos * s0.rows + r[0]] = f32_to_bf16(a);
+            s0.cache[(size_t)pos * s0.rows + r[1]] = f32_to_bf16(b);
+        }
+    }
+}
+
+/* Lane 0's copy of the residual entries that step s's unit adds to (GEMV_ROWS with a residual; an
+ * earlier kernel wrote them, so only after the PDL wait), loaded with the step's weights so that
+ * the epilogue does not wait for them. */
+template <int KIND, int NV>
+__device__ __forceinline__ void load_residual(const gemv_params &p, const warp_walk &w, int s, int lane, float resid[NV]) {
+    if (KIND != GEMV_ROWS || !p.residual || lane != 0 || s % w.nbatches) return;
+    int r[2];
+    const int seg = unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
+#pragma unroll
+    for (int v = 0; v < NV; v++)
+        if (v < p.nvec) resid[v] = __ldcg(p.residual + (size_t)v * p.seg[seg].rows + r[0]);
+}
+
+/* Accumulates step s from buf; at the last batch of a unit, reduces over the warp, writes the
+ * unit's outputs (epilogues; resid: load_residual's values for the unit) and clears acc. */
+template <int KIND, int NV, int R, int U>
+__device__ __forceinline__ void consume_step(const gemv_params &p, const warp_walk &w, int s, int lane, int xstride,
+                                             const float *xs, const uint4 buf[R][U], float acc[R][NV],
+                                             const float resid[NV]) {
+    const int nv = p.nvec, batch = s % w.nbatches;
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int j = lane + 32 * (batch * U + u);
+        if (j < w.nchunks) {
+#pragma unroll
+            for (int v = 0; v < NV; v++) {
+                if (v >= nv) break;
+                const float *xp = xs + v * xstride + xpad(8 * j);
+                const float4 x0 = *reinterpret_cast<const float4 *>(xp);
+                const float4 x1 = *reinterpret_cast<const float4 *>(xp + 4);
+#pragma unroll
+                for (int k = 0; k < R; k++) acc[k][v] += dot8(buf[k][u], x0, x1);
+            }
+        }
+    }
+    if (batch != w.nbatches - 1) return;
+    int r[2];
+    const int seg = unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
+#pragma unroll
+    for (int v = 0; v < NV; v++) {
+        if (v >= nv) break;
+        float y[2];
+#pragma unroll
+        for (int k = 0; k < R; k++) y[k] = warp_sum(acc[k][v]), acc[k][v] = 0.0f;
+        if (R == 1) y[1] = 0.0f;
+        if (lane == 0) unit_epilogue<KIND>(p, seg, r, v, y, resid[v]);
+    }
+}
+
+/* The constants the block reads after its wait, into L1 before it: the norm weight (read in
+ * stage_vector's second pass), the rotary table and the positions (the q/k/v epilogue). */
+__device__ __forceinline__ void prefetch_constants(const gemv_params &p) {
+    const int line = 128;
+    if (p.norm && p.norm_w)
+        for (int c = threadIdx.x * (line / 2); c < p.cols; c += GEMV_THREADS * (line / 2)) prefetch_l1(p.norm_w + c);
+    if (threadIdx.x == 0 && p.positions) prefetch_l1(p.positions);
+    if (p.inv_freq && threadIdx.x < 4) prefetch_l1(p.inv_freq + threadIdx.x * (line / 4)); /* rope_hd <= 256 */
+}
+
+/* The body of a GEMV launch as block `block` of `grid`; wait() stands between what may run before
+ * the previous work is done (weight loads, constants) and the rest: the PDL wait in gemv_kernel, a
+ * grid barrier in the persistent kernel. xs: the dynamic shared memory (gemv_smem). NV: the most
+ * vectors this instantiation takes (p.nvec <= NV). LOADS: 16-byte loads per lane in one batch (U per
+ * row of a unit of R rows). Software-pipelined: the loads of step s + 1 are
+ * in flight while step s is summed, and step s + 2's go out right after (two register buffers, up
+ * to 2U loads outstanding per lane, and no wait between rows). On the H200 this took the 8B down
+ * projection from 72% to 88% of the copy bandwidth and the gate/up launch to 96% (docs/cuda.md). */
+template <int KIND, int NV, int LOADS, typename Wait>
+__device__ __forceinline__ void gemv_run(const gemv_params &p, float *xs, int block, int grid, Wait wait) {
+    constexpr int R = KIND == GEMV_ROWS ? 1 : 2, U = LOADS / R;
+    const int xstride = vector_stride(p.cols);
+    const int lane = threadIdx.x & 31, units = total_units(p, KIND);
+    warp_walk w;
+    w.first_unit = block * GEMV_WARPS + (threadIdx.x >> 5);
+    w.stride = grid * GEMV_WARPS;
+    w.nchunks = p.cols / 8;
+    w.nbatches = ceil_div(w.nchunks, 32 * U);
+    w.steps = w.first_unit < units ? ceil_div(units - w.first_unit, w.stride) * w.nbatches : 0;
+
+    /* The first two steps' loads go out before the wait (weights are constant): the block fetches
+     * while the previous kernel (or phase) finishes. */
+    uint4 a[R][U], b[R][U];
+    if (w.steps > 0) load_step<KIND, R, U>(p, w, 0, lane, a);
+    if (w.steps > 1) load_step<KIND, R, U>(p, w, 1, lane, b);
+    prefetch_constants(p);
+    wait();
+    /* One residual buffer per weight buffer: a unit's entries travel with its weights. */
+    float ra[NV], rb[NV];
+    load_residual<KIND, NV>(p, w, 0, lane, ra);
+    load_residual<KIND, NV>(p, w, 1, lane, rb);
+    for (int v = 0; v < p.nvec; v++) stage_vector(p, v, xs + v * xstride, block);
+    __syncthreads();
+
+    float acc[R][NV];
+#pragma unroll
+    for (int k = 0; k < R; k++)
+#pragma unroll
+        for (int v = 0; v < NV; v++) acc[k][v] = 0.0f;
+    for (int s = 0; s < w.steps; s += 2) {
+        consume_step<KIND, NV, R, U>(p, w, s, lane, xstride, xs, a, acc, ra);
+        if (s + 2 < w.steps) load_step<KIND, R, U>(p, w, s + 2, lane, a), load_residual<KIND, NV>(p, w, s + 2, lane, ra);
+        if (s + 1 >= w.steps) break;
+        consume_step<KIND, NV, R, U>(p, w, s + 1, lane, xstride, xs, b, acc, rb);
+        if (s + 3 < w.steps) load_step<KIND, R, U>(p, w, s + 3, lane, b), load_residual<KIND, NV>(p, w, s + 3, lane, rb);
+    }
+}
+
+} // namespace sk
+
+#endif
