@@ -218,14 +218,15 @@ __device__ void merge_splits(const attn_params &p, const float *all, int splits,
             if (mq != -INFINITY) l += __ldcg(base + q * split_stride + 1) * exp2f(mq - m);
         }
         const int qi = rho / G, h = kvh * G + rho % G;
-        float *out = p.out + ((size_t)qi * p.heads + h) * HD;
+        const size_t at = ((size_t)qi * p.heads + h) * HD;
         for (int d = lane; d < HD; d += 32) {
             float a = 0.0f;
             for (int q = 0; q < splits; q++) {
                 const float mq = __ldcg(base + q * split_stride);
                 if (mq != -INFINITY) a += __ldcg(base + q * split_stride + 2 + d) * exp2f(mq - m);
             }
-            out[d] = a / l;
+            p.out[at + d] = a / l;
+            if (p.out_bf16) p.out_bf16[at + d] = f32_to_bf16(a / l);
         }
     }
 }
@@ -296,11 +297,14 @@ __global__ void __launch_bounds__(TILE_THREADS) attn_tile_kernel(const __grid_co
         for (int h = 0; h < 2; h++) {
             const int rho = mt * TILE_M + 16 * warp + g + 8 * h;
             if (rho >= rows_total) continue;
-            float *out = p.out + ((size_t)(rho / G) * p.heads + kvh * G + rho % G) * HD;
+            const size_t at = ((size_t)(rho / G) * p.heads + kvh * G + rho % G) * HD;
             const float inv = 1.0f / w.l[h];
 #pragma unroll
-            for (int d = 0; d < HD / 8; d++)
-                *reinterpret_cast<float2 *>(out + 8 * d + 2 * t) = make_float2(w.o[d][2 * h] * inv, w.o[d][2 * h + 1] * inv);
+            for (int d = 0; d < HD / 8; d++) {
+                const float2 o = make_float2(w.o[d][2 * h] * inv, w.o[d][2 * h + 1] * inv);
+                *reinterpret_cast<float2 *>(p.out + at + 8 * d + 2 * t) = o;
+                if (p.out_bf16) *reinterpret_cast<uint32_t *>(p.out_bf16 + at + 8 * d + 2 * t) = pack_bf16(o.x, o.y);
+            }
         }
         return;
     }

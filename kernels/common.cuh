@@ -34,6 +34,12 @@ __device__ __forceinline__ float bf16_at(const uint16_t *p, size_t i) { return _
 /* fp32 -> bf16 bits, round to nearest even (NaN stays NaN), as ss_f32_to_bf16. */
 __device__ __forceinline__ uint16_t f32_to_bf16(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
 
+/* Four floats as four bf16 (round to nearest even), in memory order. */
+__device__ __forceinline__ uint2 pack4_bf16(float4 v) {
+    return make_uint2((uint32_t)f32_to_bf16(v.x) | ((uint32_t)f32_to_bf16(v.y) << 16),
+                      (uint32_t)f32_to_bf16(v.z) | ((uint32_t)f32_to_bf16(v.w) << 16));
+}
+
 /* 16 bytes of data that is read once and never written during the kernel (weights): read-only
  * path, not kept in L1. */
 __device__ __forceinline__ uint4 load_stream16(const void *p) {

@@ -32,7 +32,7 @@ __global__ void axpy_kernel(float *x, float a, const float *y, size_t count, boo
     }
 }
 
-__global__ void silu_mul_kernel(float *gate, const float *up, size_t count, bool vec) {
+__global__ void silu_mul_kernel(float *gate, const float *up, size_t count, bool vec, uint16_t *out_bf16) {
     pdl_launch_dependents();
     pdl_wait();
     const size_t stride = (size_t)gridDim.x * blockDim.x;
@@ -42,9 +42,13 @@ __global__ void silu_mul_kernel(float *gate, const float *up, size_t count, bool
             float4 g = reinterpret_cast<float4 *>(gate)[i], u = reinterpret_cast<const float4 *>(up)[i];
             g = make_float4(silu_times(g.x, u.x), silu_times(g.y, u.y), silu_times(g.z, u.z), silu_times(g.w, u.w));
             reinterpret_cast<float4 *>(gate)[i] = g;
+            if (out_bf16) reinterpret_cast<uint2 *>(out_bf16)[i] = pack4_bf16(g);
         }
     } else {
-        for (; i < count; i += stride) gate[i] = silu_times(gate[i], up[i]);
+        for (; i < count; i += stride) {
+            gate[i] = silu_times(gate[i], up[i]);
+            if (out_bf16) out_bf16[i] = f32_to_bf16(gate[i]);
+        }
     }
 }
 
@@ -55,11 +59,7 @@ __global__ void to_bf16_kernel(uint16_t *out, const float *x, size_t count, bool
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (vec) {
         for (; i < count / 4; i += stride) {
-            float4 v = reinterpret_cast<const float4 *>(x)[i];
-            uint2 packed;
-            packed.x = (uint32_t)f32_to_bf16(v.x) | ((uint32_t)f32_to_bf16(v.y) << 16);
-            packed.y = (uint32_t)f32_to_bf16(v.z) | ((uint32_t)f32_to_bf16(v.w) << 16);
-            reinterpret_cast<uint2 *>(out)[i] = packed;
+            reinterpret_cast<uint2 *>(out)[i] = pack4_bf16(reinterpret_cast<const float4 *>(x)[i]);
         }
     } else {
         for (; i < count; i += stride) out[i] = f32_to_bf16(x[i]);
@@ -79,10 +79,10 @@ cudaError_t axpy(const launch_ctx &c, float *x, float a, const float *y, size_t 
     return launch_kernel(c, axpy_kernel, dim3(grid_for(c, vec ? count / 4 : count)), dim3(256), 0, x, a, y, count, vec);
 }
 
-cudaError_t silu_mul(const launch_ctx &c, float *gate, const float *up, size_t count) {
-    bool vec = count % 4 == 0 && aligned16(gate) && aligned16(up);
+cudaError_t silu_mul(const launch_ctx &c, float *gate, const float *up, size_t count, uint16_t *out_bf16) {
+    bool vec = count % 4 == 0 && aligned16(gate) && aligned16(up) && ((uintptr_t)out_bf16 & 7) == 0;
     return launch_kernel(c, silu_mul_kernel, dim3(grid_for(c, vec ? count / 4 : count)), dim3(256), 0, gate, up, count,
-                         vec);
+                         vec, out_bf16);
 }
 
 cudaError_t to_bf16(const launch_ctx &c, uint16_t *out, const float *x, size_t count) {

@@ -19,9 +19,10 @@ cudaError_t embed(const launch_ctx &c, float *x, const uint16_t *table, const in
 /* ---------------------------------------------------------------- rmsnorm.cu */
 
 /* Per row of dim: (when add is set, x += add first, written back) then
- * out = w * (x * rsqrt(mean(x^2) + eps)); w may be NULL. out may equal x. */
+ * out = w * (x * rsqrt(mean(x^2) + eps)); w may be NULL. out may equal x. out_bf16 (may be NULL):
+ * out as bf16 too. */
 cudaError_t rmsnorm(const launch_ctx &c, float *out, float *x, const float *add, const uint16_t *w, int rows, int dim,
-                    float eps);
+                    float eps, uint16_t *out_bf16);
 
 /* ---------------------------------------------------------------- rope.cu: q/k norm, rotary, KV store */
 
@@ -58,7 +59,8 @@ cudaError_t prep(const launch_ctx &c, const prep_params &p);
 /* ---------------------------------------------------------------- elementwise.cu */
 
 cudaError_t axpy(const launch_ctx &c, float *x, float a, const float *y, size_t count); /* x += a*y */
-cudaError_t silu_mul(const launch_ctx &c, float *gate, const float *up, size_t count); /* gate = silu(gate)*up */
+/* gate = silu(gate) * up; out_bf16 (may be NULL): gate as bf16 too. */
+cudaError_t silu_mul(const launch_ctx &c, float *gate, const float *up, size_t count, uint16_t *out_bf16);
 cudaError_t to_bf16(const launch_ctx &c, uint16_t *out, const float *x, size_t count);
 cudaError_t add_bias(const launch_ctx &c, float *out, const uint16_t *bias, int n, int rows); /* out[i, r] += b[r] */
 
@@ -130,6 +132,7 @@ cudaError_t matmul_plain(const launch_ctx &c, float *out, const float *x, const 
  * the last block of a row merges the partial results (partial, counters: scratch). */
 struct attn_params {
     float *out;
+    uint16_t *out_bf16; /* NULL, or out as bf16 too (tile kernel only) */
     const float *q;
     const uint16_t *kcache, *vcache;
     const int *positions;

@@ -183,6 +183,10 @@ void cuda_silu_mul(ss_backend *b, float *gate, const float *up, size_t count);
 /* cuda_matmul.cu: out[n, rows] = x @ W^T (+ bias) through cuBLASLt (bf16 x, fp32 out). */
 void cb_gemm(cuda_backend *c, float *out, const float *x, const ss_weight *w, const ss_weight *bias, int n);
 void cb_gemm_destroy(cuda_backend *c);
+/* For a kernel about to write x (count floats, rows rows): where it may also write x as bf16, for
+ * the cuBLASLt matmul that reads x next to use instead of converting; NULL when no matmul of that
+ * kind follows (rows within a GEMV batch) or the scratch cannot grow now. */
+uint16_t *cb_bf16_side(cuda_backend *c, const float *x, size_t count, int rows);
 
 /* cuda_sampling.cu: the sample_rows op (temperature, top-k, top-p, min-p on the device), and
  * c->ids: the scratch argmax_rows and sample_rows share (at c->ids.p) followed by room for rows ids

@@ -1,6 +1,7 @@
 /* cuda_matmul.cu — matmul for batches (n > 1) through cuBLASLt on the tensor cores: the fp32
- * activations are rounded to bf16 into a scratch buffer, multiplied by the bf16 weight with fp32
- * accumulation, and written as fp32.
+ * activations are rounded to bf16 into a scratch buffer (by the kernel that produced them when it
+ * could, else by a conversion pass), multiplied by the bf16 weight with fp32 accumulation, and
+ * written as fp32.
  *
  * Shapes: W is [rows, cols] row-major, x [n, cols], out [n, rows]. Column-major, W is a cols x rows
  * matrix and x a cols x n one, so out (rows x n column-major, ld rows) = op_T(W) * x: the "TN"
@@ -70,6 +71,12 @@ static cb_gemm_plan *plan_for(cuda_backend *c, int m, int n, int k) {
     return make_plan(c, p, m, n, k) ? p : NULL;
 }
 
+uint16_t *cb_bf16_side(cuda_backend *c, const float *x, size_t count, int rows) {
+    if (rows <= SK_GEMV_MAX_VECTORS || !cb_reserve(c, &c->act_bf16, count * 2, "bf16 activations")) return nullptr;
+    c->act_src = x, c->act_count = count, c->act_seq = c->op_seq;
+    return (uint16_t *)c->act_bf16.p;
+}
+
 void cb_gemm(cuda_backend *c, float *out, const float *x, const ss_weight *w, const ss_weight *bias, int n) {
     const int m = w->rows, k = w->cols;
     const size_t count = (size_t)n * k;
@@ -77,9 +84,12 @@ void cb_gemm(cuda_backend *c, float *out, const float *x, const ss_weight *w, co
     if (!cb_reserve(c, &c->act_bf16, count * 2, "bf16 activations")) return;
     const sk::launch_ctx l = cb_launch(c);
     uint16_t *xb = (uint16_t *)c->act_bf16.p;
-    /* q, k and v (gate and up) read one input in consecutive matmuls: one conversion serves them.
-     * Any other op in between (cb_of counts every op) may have written x, and so converts again. */
-    const bool fresh = c->act_src == x && c->act_count == count && c->act_seq + 1 == c->op_seq && before == xb;
+    /* q, k and v (gate and up) read one input in consecutive matmuls: one conversion serves them,
+     * and the op that produced x may have written the copy already (cb_bf16_side; in this op when
+     * it was a pending norm flushed just now). Any other op in between (cb_of counts every op) may
+     * have written x, and so converts again. */
+    const bool recent = c->act_seq + 1 == c->op_seq || c->act_seq == c->op_seq;
+    const bool fresh = c->act_src == x && c->act_count == count && recent && before == xb;
     if (!fresh && !cb_check(c, sk::to_bf16(l, xb, x, count), "activations to bf16")) return;
     c->act_src = x, c->act_count = count, c->act_seq = c->op_seq;
     const uintptr_t o = (uintptr_t)out, xs = (uintptr_t)x, ob = (size_t)n * m * sizeof(float);

@@ -149,8 +149,9 @@ void cb_flush(cuda_backend *c) {
     case PEND_NONE: break;
     case PEND_NORM: {
         const auto &n = c->pend.norm;
-        LAUNCHED(c, sk::rmsnorm(cb_launch(c), n.out, n.x, nullptr, n.w, n.rows, n.dim, n.eps), "rmsnorm %dx%d", n.rows,
-                 n.dim);
+        uint16_t *side = cb_bf16_side(c, n.out, (size_t)n.rows * n.dim, n.rows);
+        LAUNCHED(c, sk::rmsnorm(cb_launch(c), n.out, n.x, nullptr, n.w, n.rows, n.dim, n.eps, side), "rmsnorm %dx%d",
+                 n.rows, n.dim);
         break;
     }
     case PEND_ADD:
@@ -232,7 +233,8 @@ void cuda_silu_mul(ss_backend *b, float *gate, const float *up, size_t count) {
     }
     cb_flush(c);
     if (!cb_ok(c)) return;
-    LAUNCHED(c, sk::silu_mul(cb_launch(c), gate, up, count), "silu_mul of %zu", count);
+    uint16_t *side = cb_bf16_side(c, gate, count, c->n);
+    LAUNCHED(c, sk::silu_mul(cb_launch(c), gate, up, count, side), "silu_mul of %zu", count);
 }
 
 /* ---------------------------------------------------------------- norms */
@@ -274,8 +276,9 @@ void cuda_rmsnorm(ss_backend *b, float *out, const float *x, const ss_weight *w,
     if (c->fuse && c->pend.kind == PEND_ADD && c->pend.add.x == x && c->pend.add.count == (size_t)rows * dim &&
         (out == c->pend.add.y || !overlap(out, bytes, c->pend.add.y, bytes))) {
         c->pend.kind = PEND_NONE;
-        LAUNCHED(c, sk::rmsnorm(cb_launch(c), out, xm, c->pend.add.y, wbits(w), rows, dim, eps), "add+rmsnorm %dx%d",
-                 rows, dim);
+        uint16_t *side = cb_bf16_side(c, out, (size_t)rows * dim, rows);
+        LAUNCHED(c, sk::rmsnorm(cb_launch(c), out, xm, c->pend.add.y, wbits(w), rows, dim, eps, side),
+                 "add+rmsnorm %dx%d", rows, dim);
         return;
     }
     if (c->fuse && out == x && norm_into_prep(c, xm, w, rows, dim, eps)) return;
@@ -287,7 +290,8 @@ void cuda_rmsnorm(ss_backend *b, float *out, const float *x, const ss_weight *w,
         c->pend.norm.rows = rows, c->pend.norm.dim = dim, c->pend.norm.eps = eps;
         return;
     }
-    LAUNCHED(c, sk::rmsnorm(cb_launch(c), out, xm, nullptr, wbits(w), rows, dim, eps), "rmsnorm %dx%d", rows, dim);
+    uint16_t *side = cb_bf16_side(c, out, (size_t)rows * dim, rows);
+    LAUNCHED(c, sk::rmsnorm(cb_launch(c), out, xm, nullptr, wbits(w), rows, dim, eps, side), "rmsnorm %dx%d", rows, dim);
 }
 
 /* ---------------------------------------------------------------- matmul */
@@ -503,10 +507,12 @@ void cuda_attention(ss_backend *b, float *out, const float *q, const void *kcach
     p.splits = splits;
     p.partial = (float *)c->attn_partial.p;
     p.counters = (unsigned *)c->attn_counters.p;
-    if (tile)
+    if (tile) {
+        p.out_bf16 = cb_bf16_side(c, out, (size_t)n * heads * head_dim, n);
         LAUNCHED(c, sk::attn_tile(cb_launch(c), p), "attention (tiles) n %d, %d/%d heads of %d", n, heads, kv_heads,
                  head_dim);
-    else if (!take_phase(c, nullptr, &p))
+    } else if (!take_phase(c, nullptr, &p)) {
         LAUNCHED(c, sk::attn_decode(cb_launch(c), p), "attention (decode) n %d, %d/%d heads of %d", n, heads, kv_heads,
                  head_dim);
+    }
 }
