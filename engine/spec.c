@@ -350,6 +350,8 @@ static ss_status one_round(gen *G, ss_error *err) {
     if (g->draft_kind == SS_DRAFT_MODEL && g->draft_plan && !G->finished && calibrate(G, err)) return err->status;
     double t4 = now_ms();
     ss_trace_end(&span);
+    /* The round's GPU work is done (its results are on the host): a timeline can have its kernels. */
+    ss_trace_gpu_flush_every(SS_TRACE_LIVE_FLUSH_NS);
 
     step.proposed = n;
     step.accepted = accepted;

@@ -499,6 +499,15 @@ void ss_trace_short_name(const char *demangled, char *out, size_t out_len) {
     out[o] = 0;
 }
 
+void ss_trace_gpu_flush_every(uint64_t interval_ns) {
+    static _Atomic uint64_t last_ns;
+    if (!ss_trace_gpu_running()) return;
+    uint64_t now = ss_trace_now_ns(), last = atomic_load(&last_ns);
+    if (now - last < interval_ns || !atomic_compare_exchange_strong(&last_ns, &last, now)) return;
+    ss_error err = {0};
+    ss_trace_gpu_flush(&err);
+}
+
 /* ---------------------------------------------------------------- builds without CUDA */
 
 #ifndef SPECSCOPE_HAVE_CUDA
@@ -508,6 +517,11 @@ ss_status ss_trace_gpu_start(ss_tracer *t, ss_error *err) {
 }
 
 ss_status ss_trace_gpu_stop(ss_error *err) {
+    (void)err;
+    return SS_OK;
+}
+
+ss_status ss_trace_gpu_flush(ss_error *err) {
     (void)err;
     return SS_OK;
 }

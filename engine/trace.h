@@ -140,6 +140,14 @@ ss_status ss_trace_gpu_start(ss_tracer *t, ss_error *err);
 /* Waits for the device, hands every record still buffered to the tracer, and stops collecting.
  * Nothing happens when no collection runs. */
 ss_status ss_trace_gpu_stop(ss_error *err);
+/* Hands the records buffered so far to the tracer without stopping (the work they describe should
+ * be finished: records of work still running are dropped). Nothing happens when no collection runs. */
+ss_status ss_trace_gpu_flush(ss_error *err);
+/* ss_trace_gpu_flush when a collection runs and at least interval_ns passed since the last one
+ * (spec.c calls it after each round, when the round's work is finished, so that the interface's
+ * timeline shows kernels while a turn runs; errors are left for ss_trace_gpu_stop to report). */
+#define SS_TRACE_LIVE_FLUSH_NS 200000000ull
+void ss_trace_gpu_flush_every(uint64_t interval_ns);
 /* Whether a GPU collection runs (the CUDA backend then launches kernel by kernel, so that the
  * timeline has every kernel: no persistent kernel). */
 bool ss_trace_gpu_running(void);

@@ -11,7 +11,7 @@ tui_unit_test(test_tui_layout ${TUI_SOURCE_DIR}/layout.c)
 tui_unit_test(test_tui_transcript ${TUI_SOURCE_DIR}/transcript.c)
 tui_unit_test(test_tui_spec ${TUI_SOURCE_DIR}/spec_stats.c ${TUI_SOURCE_DIR}/spec_view.c
               ${TUI_SOURCE_DIR}/styled_text.c ${TUI_SOURCE_DIR}/meters.c)
-tui_unit_test(test_tui_timeline ${TUI_SOURCE_DIR}/timeline.c)
+tui_unit_test(test_tui_timeline ${TUI_SOURCE_DIR}/timeline.c ${TUI_SOURCE_DIR}/trace_feed.c)
 
 # Both drive the program on the demo pair and skip (77) without it. The tmux test also checks that
 # the sanitizer build (when this is one) wrote no report.

@@ -82,8 +82,11 @@ static void layers_part(styled_text *t, const trace_feed *f, int width, bool uni
     } else if (s->draft.kernels == 0 && s->verify.kernels == 0) {
         styled_printf(t, TH_NOTICE, "%s\n",
                       f->finished ? "per-layer GPU timeline: no kernels in this step (a chat turn collects them)"
-                                  : "per-layer GPU timeline: CUPTI hands the kernels over when the run ends");
+                                  : "per-layer GPU timeline: waiting for CUPTI's next flush (at most every 0.2 s)");
     } else {
+        if (f->layers_step != f->step_number)
+            styled_printf(t, TH_NOTICE, "per layer: step %d (the kernels CUPTI has handed over so far)\n",
+                          f->layers_step);
         if (s->draft.kernels) layer_grid(t, "draft", "GPU", &s->draft, width, unicode);
         if (s->verify.kernels) layer_grid(t, "verify", "GPU", &s->verify, width, unicode);
         if (s->kernels_capped) styled_printf(t, TH_NOTICE, "(kernel copy capped at %d events)\n", TRACE_FEED_KERNEL_COPY);

@@ -38,6 +38,7 @@ void trace_feed_run_begin(trace_feed *f, bool gpu) {
     if (!f->tracer) return;
     f->finished = false;
     f->steps = 0;
+    f->layers_step = 0;
     if (!gpu || !f->cuda || f->gpu_running) return;
     ss_error err = {0};
     f->gpu_running = ss_trace_gpu_start(f->tracer, &err) == SS_OK;
@@ -88,8 +89,17 @@ bool trace_feed_refresh(trace_feed *f) {
     int n = ss_tracer_copy_recent(f->tracer, SS_TRACK_HOST, 0, UINT64_MAX, f->host, TRACE_FEED_HOST_COPY);
     tl_step s;
     if (!timeline_find_step(f->host, n, f->finished, &s)) return false;
-    if (f->cuda) group_kernels(f, &s);
-    else host_layers(f, n, &s);
+    if (f->cuda) {
+        group_kernels(f, &s);
+        if (s.draft.kernels || s.verify.kernels) {
+            f->layers_step = f->steps;
+        } else if (f->layers_step > 0) { /* not flushed yet: keep the rows of the last step that was */
+            s.draft = f->last.draft;
+            s.verify = f->last.verify;
+        }
+    } else {
+        host_layers(f, n, &s);
+    }
     f->last = s;
     f->step_number = f->steps;
     return true;

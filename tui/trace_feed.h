@@ -1,6 +1,8 @@
 /* trace_feed.h — the session's tracer as the interface sees it: a ring the engine's hooks record
  * into while the workbench is open (on CUDA, with every kernel of a chat turn, collected with
- * CUPTI), the last step's timeline copied out of it once per step, and its export. */
+ * CUPTI), the last step's timeline copied out of it once per step, and its export. CUPTI's records
+ * arrive in flushes (spec.c asks for one after a round at most every SS_TRACE_LIVE_FLUSH_NS), so
+ * while a turn runs the per-layer rows are those of the last step whose kernels have arrived. */
 #ifndef SPECSCOPE_TRACE_FEED_H
 #define SPECSCOPE_TRACE_FEED_H
 
@@ -23,6 +25,7 @@ typedef struct {
     bool stale;          /* a step ended since the last copy */
     int steps;           /* steps of the current run */
     int step_number;     /* the shown step's number in its run */
+    int layers_step;     /* CUDA: the step whose kernels the per-layer rows show (0: none yet) */
     tl_step last;        /* the last step's timeline */
     ss_trace_event *host, *kernels; /* copy buffers, allocated once */
     char gpu_error[512]; /* why CUPTI did not collect the last chat turn's kernels, or "" */

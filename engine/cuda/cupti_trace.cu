@@ -117,7 +117,11 @@ void kernel_name(const char *raw, char *out, size_t len) {
     free(demangled);
 }
 
+/* A record a forced flush handed over before its activity finished has no end yet: dropped. */
+bool complete(uint64_t start, uint64_t end) { return start != 0 && end >= start; }
+
 void add_kernel(ss_tracer *t, const CUpti_ActivityKernel10 *k) {
+    if (!complete(k->start, k->end)) return ss_tracer_add_dropped(t, 1);
     ss_trace_event ev = {};
     kernel_name(k->name, ev.name, sizeof ev.name);
     ev.layer = ev.step = -1;
@@ -141,6 +145,7 @@ const char *copy_kind(uint8_t kind) {
 }
 
 void add_copy(ss_tracer *t, const CUpti_ActivityMemcpy6 *c) {
+    if (!complete(c->start, c->end)) return ss_tracer_add_dropped(t, 1);
     ss_trace_event ev = {};
     snprintf(ev.name, sizeof ev.name, "%s", copy_kind(c->copyKind));
     ev.layer = ev.step = -1;
@@ -216,6 +221,14 @@ extern "C" ss_status ss_trace_gpu_start(ss_tracer *t, ss_error *err) {
 }
 
 extern "C" bool ss_trace_gpu_running(void) { return collecting; }
+
+extern "C" ss_status ss_trace_gpu_flush(ss_error *err) {
+    if (!collecting) return SS_OK;
+    /* Forced: the buffer being filled too; the records of work still running come back without an
+     * end and are dropped (add_kernel), so callers flush after work they have waited for. */
+    CUptiResult r = g.lib.flush_all(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
+    return r == CUPTI_SUCCESS ? SS_OK : ss_fail(err, SS_EDEVICE, "trace: CUPTI flush: %s", result_name(r));
+}
 
 extern "C" ss_status ss_trace_gpu_stop(ss_error *err) {
     pthread_mutex_lock(&g.lock);

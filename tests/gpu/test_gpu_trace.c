@@ -4,6 +4,8 @@
  *    a start inside the host's window around the steps (one clock for host and GPU);
  *  - the GEMV and the decode attention kernels are among them, by name, each at least once per step
  *    per layer; with graphs on (the default) the kernels carry the graph's id: graph nodes are traced;
+ *  - a flush while collecting hands the finished steps' records over, none dropped (the live
+ *    timeline of the interface);
  *  - the summary's per-step numbers add up, and the Chrome export takes the GPU events.
  * Prints "SKIPPED: ..." and exits 77 without a CUDA device. */
 #include <jansson.h>
@@ -119,6 +121,13 @@ int main(void) {
             uint64_t before = ss_trace_now_ns();
             CHECK_MSG(decode(m, ids, CONTEXT, STEPS, &err) == SS_OK, "%s", err.msg);
             uint64_t after = ss_trace_now_ns();
+            /* A flush while collecting hands the finished steps' kernels over (the live timeline). */
+            const int held = ss_tracer_count(t);
+            CHECK_MSG(ss_trace_gpu_flush(&err) == SS_OK, "%s", err.msg);
+            const int flushed = ss_tracer_count(t) - held;
+            printf("flush while collecting: %d events handed over, %ld dropped\n", flushed, ss_tracer_dropped(t));
+            CHECK_MSG(flushed >= STEPS * LAYERS, "a flush handed over %d events", flushed);
+            CHECK_MSG(ss_tracer_dropped(t) == 0, "%ld records dropped (incomplete after the flush?)", ss_tracer_dropped(t));
             CHECK_MSG(ss_trace_gpu_stop(&err) == SS_OK, "%s", err.msg);
             check_events(t, before, after);
             check_summary(t);

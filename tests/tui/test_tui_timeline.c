@@ -1,12 +1,14 @@
 /* test_tui_timeline.c — the timeline pane's model: the last step found among host spans, kernels
- * grouped into layers, bars placed on the step's wall time, and the tracer's copy of recent events,
- * each against values worked out by hand from synthetic event lists. */
+ * grouped into layers, bars placed on the step's wall time, the tracer's copy of recent events, and
+ * the feed's per-layer rows while CUPTI's records arrive late, each against values worked out by
+ * hand from synthetic event lists. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "timeline.h"
+#include "trace_feed.h"
 
 static ss_trace_event span(const char *phase, const char *model, uint64_t start, uint64_t dur) {
     ss_trace_event ev = {.layer = -1, .start_ns = start, .dur_ns = dur, .track = SS_TRACK_HOST};
@@ -178,11 +180,56 @@ static void test_copy_recent(void) {
     ss_tracer_free(t);
 }
 
+/* One round at t0 (ns): a draft phase of two forwards, a verify phase of one, a calibrate span;
+ * with_kernels: the forwards' kernels too (else CUPTI has not handed them over yet). */
+static void add_round(ss_tracer *t, uint64_t t0, bool with_kernels) {
+    ss_trace_event ev[3] = {span("draft", "draft", t0, 2000000), span("verify", "target", t0 + 4000000, 1000000),
+                            span("calibrate", "draft", t0 + 5100000, 100)};
+    for (int i = 0; i < 3; i++) ss_tracer_add(t, &ev[i]);
+    if (!with_kernels) return;
+    ss_trace_event k[100];
+    int n = forward(k, t0);
+    n += forward(k + n, t0 + 1000000);
+    n += forward(k + n, t0 + 4000000);
+    for (int i = 0; i < n; i++) ss_tracer_add(t, &k[i]);
+}
+
+/* On CUDA, while a turn runs, a step whose kernels have not arrived keeps the per-layer rows of the
+ * last step whose kernels did (and the feed says which step that is); a step with kernels replaces
+ * them; a new run starts with none. */
+static void test_feed_late_kernels(void) {
+    trace_feed f;
+    ss_error err = {0};
+    CHECK(trace_feed_open(&f, true, &err) == SS_OK);
+    if (!f.tracer) return;
+    trace_feed_run_begin(&f, false); /* no CUPTI here: the kernel events are added by hand */
+    add_round(f.tracer, 10000000, true);
+    trace_feed_step(&f);
+    CHECK(trace_feed_refresh(&f));
+    CHECK(f.step_number == 1 && f.layers_step == 1 && f.last.verify.kernels == 31 && f.last.draft.kernels == 62);
+    add_round(f.tracer, 20000000, false);
+    trace_feed_step(&f);
+    CHECK(trace_feed_refresh(&f));
+    CHECK(f.step_number == 2 && f.layers_step == 1 && f.last.start_ns == 20000000);
+    CHECK(f.last.verify.kernels == 31 && f.last.verify.n_layers == 3);
+    CHECK_NEAR(f.last.verify.us[2], 27.0, 1e-9);
+    add_round(f.tracer, 30000000, true);
+    trace_feed_step(&f);
+    CHECK(trace_feed_refresh(&f) && f.step_number == 3 && f.layers_step == 3);
+    trace_feed_run_end(&f);
+    trace_feed_run_begin(&f, false);
+    add_round(f.tracer, 40000000, false);
+    trace_feed_step(&f);
+    CHECK(trace_feed_refresh(&f) && f.step_number == 1 && f.layers_step == 0 && f.last.verify.kernels == 0);
+    trace_feed_close(&f);
+}
+
 int main(void) {
     test_find_step();
     test_group_layers();
     test_host_layers();
     test_bar_cells();
     test_copy_recent();
+    test_feed_late_kernels();
     return check_done();
 }
