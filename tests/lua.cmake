@@ -37,3 +37,7 @@ add_test(NAME lua_experiment_scripts COMMAND sh -c
          ${CMAKE_CURRENT_BINARY_DIR}/lua_easyspec.csv)
 set_tests_properties(lua_sweep_k lua_contract_example lua_experiment_scripts PROPERTIES
                      LABELS "lua" SKIP_RETURN_CODE 77 TIMEOUT 300)
+# A chat generation rendered by spec.chat_template stops at the chat format's end-of-turn token.
+add_test(NAME lua_chat_template_stop COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/chat_template_stop.sh $<TARGET_FILE:specscope>
+         ${PROJECT_SOURCE_DIR}/models/demo/target ${CMAKE_CURRENT_SOURCE_DIR}/lua/chat_template_tokens.lua)
+set_tests_properties(lua_chat_template_stop PROPERTIES LABELS "lua;cli" SKIP_RETURN_CODE 77)
