@@ -458,7 +458,6 @@ static bool env_on(const char *name) {
     return !(v && strcmp(v, "0") == 0);
 }
 
-thread_local int cb_current_device = -1;
 
 static ss_status init(cuda_backend *c, int device, ss_error *err) {
     cudaError_t e;
@@ -472,7 +471,6 @@ static ss_status init(cuda_backend *c, int device, ss_error *err) {
     if ((e = cudaSetDevice(device)) != cudaSuccess || (e = cudaGetDeviceProperties(&prop, device)) != cudaSuccess)
         return device_error(err, e, which);
     c->device = device;
-    cb_current_device = device;
     c->sms = prop.multiProcessorCount;
     c->smem_optin = prop.sharedMemPerBlockOptin;
     snprintf(c->name, sizeof c->name, "%s", prop.name);

@@ -124,16 +124,16 @@ typedef struct {
     ss_error failed;
 } cuda_backend;
 
-/* The device this thread last made current for a backend (cb_of keeps it right). */
-extern thread_local int cb_current_device;
-
 /* Every op starts here (and is counted: the bf16 copy of a matmul's input is reused by the matmul
  * right after it only). With backends on several devices (tensor-parallel ranks driven by one
- * thread), the op's device is made current first; with one device this is a compare. */
+ * thread), the op's device is made current first. The current device is asked each time, not
+ * remembered between ops: calls outside the backend (NCCL's) may change it, and a stale memory of
+ * it would send a rank's allocations and launches to the wrong GPU. */
 static inline cuda_backend *cb_of(ss_backend *b) {
     cuda_backend *c = (cuda_backend *)b->impl;
     c->op_seq++;
-    if (c->device != cb_current_device && cudaSetDevice(c->device) == cudaSuccess) cb_current_device = c->device;
+    int current = -1;
+    if (cudaGetDevice(&current) != cudaSuccess || current != c->device) cudaSetDevice(c->device);
     return c;
 }
 
