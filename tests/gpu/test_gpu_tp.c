@@ -3,10 +3,16 @@
  * stream, after the stream op has flushed the pending fused op; inside CUDA graph capture for decode
  * steps) gives the logits and the greedy continuation of the plain CUDA path. Also prints decode
  * ms/token with and without the communicator: the cost of 2 all-reduces per layer.
+ * With two or more devices, the demo target split over 2 ranks (devices 0 and 1): prefill logits,
+ * each of 8 decode steps' logits and the greedy tokens against one rank; each error is printed, so
+ * a failure says whether the prefill or which decode step went wrong first. With one device that
+ * part prints "NOT RUN" (the rest still counts).
  * Prints "SKIPPED: ..." and exits 77 without a CUDA device or without a loadable libnccl.so.2
  * (SPECSCOPE_NCCL_LIB names it). */
 #include <string.h>
 #include <time.h>
+
+#include <cuda_runtime.h>
 
 #include "check.h"
 #include "gpu_test.h"
@@ -81,6 +87,58 @@ static void check_model(const char *dir) {
     ss_model_free(m);
 }
 
+/* Logits of a PROMPT-token prefill, then of DECODE_STEPS greedy decode steps (each feeding the
+ * last step's argmax), into prefill[PROMPT * vocab] and decode[DECODE_STEPS * vocab]. */
+#define DECODE_STEPS 8
+static ss_status trajectory(ss_model *m, float *prefill, float *decode, ss_error *err) {
+    int vocab = ss_model_config(m)->vocab_size, ids[PROMPT + DECODE_STEPS], pos[PROMPT + DECODE_STEPS];
+    for (int i = 0; i < PROMPT; i++) ids[i] = (i * 37 + 5) % vocab, pos[i] = i;
+    ss_status st = ss_model_forward(m, ids, pos, PROMPT, prefill, false, err);
+    const float *last = prefill + (size_t)(PROMPT - 1) * vocab;
+    for (int s = 0; st == SS_OK && s < DECODE_STEPS; s++) {
+        int at = PROMPT + s;
+        ids[at] = ss_argmax(last, vocab), pos[at] = at;
+        float *out = decode + (size_t)s * vocab;
+        st = ss_model_forward(m, ids + at, pos + at, 1, out, true, err);
+        last = out;
+    }
+    return st;
+}
+
+static void check_two_ranks(const char *dir) {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 2) {
+        printf("NOT RUN: tp 2 on two GPUs (%d device(s) here)\n", devices);
+        return;
+    }
+    ss_model *m[2] = {NULL, NULL};
+    ss_error err = {0};
+    for (int i = 0; i < 2; i++) {
+        ss_model_opts o = {.dir = dir, .backend = SS_BACKEND_CUDA, .max_context = 256, .quiet = true, .tp = i + 1};
+        CHECK_MSG(ss_model_load(&o, &m[i], &err) == SS_OK, "%s at tp %d: %s", dir, i + 1, err.msg);
+    }
+    if (m[0] && m[1]) {
+        int vocab = ss_model_config(m[0])->vocab_size;
+        float *pre[2], *dec[2];
+        for (int i = 0; i < 2; i++) {
+            pre[i] = malloc((size_t)PROMPT * vocab * sizeof(float));
+            dec[i] = malloc((size_t)DECODE_STEPS * vocab * sizeof(float));
+            CHECK_MSG(trajectory(m[i], pre[i], dec[i], &err) == SS_OK, "%s at tp %d: %s", dir, i + 1, err.msg);
+        }
+        double e = gpu_rel_err(pre[1], pre[0], (size_t)PROMPT * vocab);
+        printf("%s: tp 2 vs tp 1: prefill logits rel. error %.3g; decode steps:", dir, e);
+        CHECK_MSG(e <= 1e-3, "%s: tp 2 prefill logits differ from tp 1 (%g)", dir, e);
+        for (int s = 0; s < DECODE_STEPS; s++) {
+            double d = gpu_rel_err(dec[1] + (size_t)s * vocab, dec[0] + (size_t)s * vocab, (size_t)vocab);
+            printf(" %.3g", d);
+            CHECK_MSG(d <= 1e-3, "%s: tp 2 decode step %d logits differ from tp 1 (%g)", dir, s, d);
+        }
+        printf("\n");
+        for (int i = 0; i < 2; i++) free(pre[i]), free(dec[i]);
+    }
+    for (int i = 0; i < 2; i++) ss_model_free(m[i]);
+}
+
 int main(void) {
     int skip = gpu_require_device();
     if (skip) return skip;
@@ -96,5 +154,6 @@ int main(void) {
     check_model(dir);
     snprintf(dir, sizeof dir, "%s/models/demo/target", SOURCE_DIR);
     check_model(dir);
+    check_two_ranks(dir); /* 6 heads, 2 kv heads, 1024 MLP rows: split in 2 */
     return check_done();
 }
