@@ -5,7 +5,8 @@
 #   and leaves --json's stdout alone; bench --trace writes one
 #   span per traced decode step; bench --kernels on the CPU says on stderr that there is no kernel
 #   timeline and puts "kernels": null in --json; an unwritable --trace path fails before the run
-#   (exit 2, one stderr line naming the path, no file made).
+#   (exit 2, one stderr line naming the path, no file made). Also bench's other "not measured"
+#   notice: with a draft but no tokenizer.json it says the generation rows need text prompts.
 #   usage: tests/trace_cli.sh PATH/TO/specscope PATH/TO/models/demo/target
 . "$(dirname "$0")/lib.sh"
 usage_check 2 "PATH/TO/specscope PATH/TO/models/demo/target" "$@"
@@ -76,6 +77,16 @@ check_trace "bench --trace" "$work/b.json" \
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["kernels"] is None and "forward" in d' \
     "$work/out" 2>/dev/null; then ok; else fail "bench --kernels --json on the CPU: $(head -c 300 "$work/out")"; fi
 if grep -q "no kernel timeline" "$work/err"; then ok; else fail "bench --kernels on the CPU: no notice ($(cat "$work/err"))"; fi
+
+# bench with a draft on a checkpoint without tokenizer.json: the generation rows are not measured,
+# and stderr says so (they generate from text prompts).
+mkdir -p "$work/notok"
+ln -s "$(realpath "$model")/config.json" "$(realpath "$model")/model.safetensors" "$work/notok/"
+"$prog" bench --model "$work/notok" --draft ngram --backend cpu --prompt-len 32 -n 8 --repeats 1 >"$work/out" 2>"$work/err"
+rc=$?
+if [[ $rc -eq 0 ]] && grep -qF "$work/notok has no tokenizer.json" "$work/err" && ! grep -q "^spec " "$work/out"; then ok; else
+    fail "bench --draft without a tokenizer: exit $rc, stderr '$(cat "$work/err")'"
+fi
 
 # An unwritable path: refused before loading anything.
 for cmd in generate bench; do

@@ -463,6 +463,9 @@ int cmd_bench(int argc, char **argv) {
     if (!st) st = bench_forward(m, &b, &f, &err);
     if (!st && c.gemm_flops_per_s > 0) f.prefill_flops_ratio = f.prefill_flops / c.gemm_flops_per_s;
     bool has_draft = strcmp(ss_session_draft_kind(s), "none") != 0;
+    if (!st && has_draft && !ss_session_tokenizer(s))
+        fprintf(stderr, "bench: %s has no tokenizer.json, and the plain and speculative rows generate from text "
+                        "prompts: not measured\n", b.o.session.model_dir ? b.o.session.model_dir : "the model");
     if (!st && has_draft && ss_session_tokenizer(s)) {
         /* Plain decoding is the same session with k = 0 (no drafting), so the rows differ only in
          * drafting. */
