@@ -117,5 +117,7 @@ ss_status ss_backend_cuda_create(ss_backend **out, ss_error *err);
 /* The same on device `device` (tensor-parallel ranks); SS_EUNSUPPORTED when there is no such device. */
 ss_status ss_backend_cuda_create_on(int device, ss_backend **out, ss_error *err);
 bool ss_backend_cuda_available(char *why, size_t why_len);
+/* CUDA devices present (0 without CUDA, a driver or a device): how many ranks --tp can have. */
+int ss_backend_cuda_devices(void);
 
 #endif

@@ -19,4 +19,6 @@ bool ss_backend_cuda_available(char *why, size_t why_len) {
     if (why && why_len) snprintf(why, why_len, "built without CUDA");
     return false;
 }
+
+int ss_backend_cuda_devices(void) { return 0; }
 #endif

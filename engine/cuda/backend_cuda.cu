@@ -528,6 +528,15 @@ extern "C" ss_status ss_backend_cuda_create_on(int device, ss_backend **out, ss_
     return SS_OK;
 }
 
+extern "C" int ss_backend_cuda_devices(void) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return count;
+}
+
 extern "C" bool ss_backend_cuda_available(char *why, size_t why_len) {
     char buf[400];
     int count = 0;

@@ -12,8 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <cuda_runtime.h>
-
 #include "check.h"
 #include "gpu_test.h"
 #include "spec.h"
@@ -106,8 +104,8 @@ static ss_status trajectory(ss_model *m, float *prefill, float *decode, ss_error
 }
 
 static void check_two_ranks(const char *dir) {
-    int devices = 0;
-    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 2) {
+    const int devices = ss_backend_cuda_devices();
+    if (devices < 2) {
         printf("NOT RUN: tp 2 on two GPUs (%d device(s) here)\n", devices);
         return;
     }
