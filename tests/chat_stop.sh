@@ -19,22 +19,10 @@ tokens() { # FOLDER [--chat]: the generated ids, space-separated
 plain=$(tokens "$model")
 read -r -a p <<<"$plain"
 ((${#p[@]} == 12)) || { echo "FAIL: plain greedy gave '$plain', want 12 tokens"; exit 1; }
-ln -s "$(realpath "$model")/config.json" "$(realpath "$model")/model.safetensors" "$work/"
-python3 - "$model/tokenizer.json" "$work/tokenizer.json" "${p[3]}" "${p[@]}" <<'PY'
-import json, sys
-src, dst, end, emitted = sys.argv[1], sys.argv[2], int(sys.argv[3]), set(map(int, sys.argv[4:]))
-t = json.load(open(src))
-start = next(i for i in range(len(t["model"]["vocab"]) - 1, 0, -1) if i not in emitted)
-for content, i in (("<|im_start|>", start), ("<|im_end|>", end)):
-    t["added_tokens"].append({"id": i, "content": content, "single_word": False, "lstrip": False,
-                              "rstrip": False, "normalized": False, "special": True})
-json.dump(t, open(dst, "w"))
-PY
-first=0 # the tokens up to the first emission of the end-of-turn token
-while [[ ${p[first]} != "${p[3]}" ]]; do first=$((first + 1)); done
-want="${p[*]:0:first+1}"
-got=$(tokens "$work" --chat)
+chatml_copy "$model" "$work/chatml" "${p[3]}" "${p[@]}"
+want=$(through_first "${p[3]}" "${p[@]}")
+got=$(tokens "$work/chatml" --chat)
 if [[ $got == "$want" ]]; then ok; else fail "--chat: got '$got', want '$want' (stop at ${p[3]})"; fi
-got=$(tokens "$work")
+got=$(tokens "$work/chatml")
 if [[ $got == "$plain" ]]; then ok; else fail "without --chat: got '$got', want '$plain'"; fi
 finish

@@ -6,6 +6,9 @@
 #   make_work NAME                 $work: a fresh temporary folder, removed on exit
 #   ok / fail MESSAGE              count a check (fail prints "FAIL: MESSAGE" on stderr)
 #   finish                         prints "P passed, F failed"; status 0 when nothing failed and something ran
+#   chatml_copy MODEL DIR END IDS...  DIR: MODEL whose tokenizer also names token END <|im_end|> (and a
+#                                  token not among IDS <|im_start|>), so its chat format is ChatML
+#   through_first WORD WORDS...    the WORDS up to and including the first WORD
 set -u
 
 usage_check() {
@@ -44,4 +47,31 @@ fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
 finish() {
     echo "$passed passed, $failed failed"
     ((failed == 0 && passed > 0))
+}
+
+chatml_copy() {
+    local model=$1 dir=$2 end=$3
+    shift 3
+    mkdir -p "$dir"
+    ln -s "$(realpath "$model")/config.json" "$(realpath "$model")/model.safetensors" "$dir/"
+    python3 - "$model/tokenizer.json" "$dir/tokenizer.json" "$end" "$@" <<'PY'
+import json, sys
+src, dst, end, emitted = sys.argv[1], sys.argv[2], int(sys.argv[3]), set(map(int, sys.argv[4:]))
+t = json.load(open(src))
+start = next(i for i in range(len(t["model"]["vocab"]) - 1, 0, -1) if i not in emitted)
+for content, i in (("<|im_start|>", start), ("<|im_end|>", end)):
+    t["added_tokens"].append({"id": i, "content": content, "single_word": False, "lstrip": False,
+                              "rstrip": False, "normalized": False, "special": True})
+json.dump(t, open(dst, "w"))
+PY
+}
+
+through_first() {
+    local word=$1 out=()
+    shift
+    for w in "$@"; do
+        out+=("$w")
+        [[ $w == "$word" ]] && break
+    done
+    echo "${out[*]}"
 }
