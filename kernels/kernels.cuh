@@ -187,8 +187,8 @@ bool persistent_takes(const gemv_params &p, size_t smem_optin);
 bool persistent_takes(const attn_params &p);
 /* Dynamic shared memory a GEMV phase over cols columns needs (a launch takes its phases' largest). */
 size_t persistent_smem_of(int cols);
-/* Resident blocks per SM at this shared memory (at most 2; 0: the kernel cannot run). The grid is
- * SMs times this: every block must be resident for the barrier. */
+/* Resident blocks per SM at this shared memory: 1 (the kernel takes up to 255 registers a thread), or
+ * 0 when it cannot run. The grid is SMs times this: every block must be resident for the barrier. */
 int persistent_blocks_per_sm(size_t smem);
 cudaError_t persistent(const launch_ctx &c, const persistent_params &p, size_t smem, int blocks);
 cudaError_t setup_persistent(size_t smem_optin);
