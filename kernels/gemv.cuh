@@ -142,11 +142,14 @@ __device__ __forceinline__ void unit_epilogue(const gemv_params &p, int seg, con
 }
 
 /* Lane 0's copy of the residual entries that step s's unit adds to (GEMV_ROWS with a residual; an
- * earlier kernel wrote them, so only after the PDL wait), loaded with the step's weights so that
- * the epilogue does not wait for them. */
+ * earlier kernel wrote them, so only after the PDL wait), loaded with the weights of the unit's last
+ * batch so that the epilogue does not wait for them. The last batch, not the first: the epilogue
+ * runs in the last batch's step, which reads the buffer of that step's parity (ra / rb); loaded at
+ * the first batch, a unit of an even number of batches added the other buffer's stale values
+ * (the 8B o projection, the 1B down projection). */
 template <int KIND, int NV>
 __device__ __forceinline__ void load_residual(const gemv_params &p, const warp_walk &w, int s, int lane, float resid[NV]) {
-    if (KIND != GEMV_ROWS || !p.residual || lane != 0 || s % w.nbatches) return;
+    if (KIND != GEMV_ROWS || !p.residual || lane != 0 || s % w.nbatches != w.nbatches - 1) return;
     int r[2];
     const int seg = unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
 #pragma unroll

@@ -524,12 +524,21 @@ int main(void) {
     test_attention(256, 32, 8, 128, 0, 2e-2);
     test_attention(12, 6, 2, 256, 70, 2e-2);
     test_attention(20, 4, 2, 16, 1000, 2e-2);
+    test_attention(8, 16, 4, 128, 32, 2e-4); /* one rank of the 8B heads at tp 2 */
 
     const geometry llama = {256, 4, 2, 64, 512, false, false}, qwen3 = {128, 4, 2, 64, 384, true, false},
                    qwen2 = {192, 6, 2, 32, 256, false, true};
     test_layer(&llama);
     test_layer(&qwen3);
     test_layer(&qwen2);
+    /* Real widths, whose GEMVs read rows in several batches (an even count caught a residual
+     * epilogue adding stale values): the llama-3.2-1b and llama-3.1-8b layers, and one rank of the
+     * 8B layer split over 2 (q width 2048 against a hidden size of 4096). */
+    const geometry l1b = {2048, 32, 8, 64, 8192, false, false}, l8b = {4096, 32, 8, 128, 14336, false, false},
+                   l8b_rank = {4096, 16, 4, 128, 7168, false, false};
+    test_layer(&l1b);
+    test_layer(&l8b);
+    test_layer(&l8b_rank);
     test_argmax();
 
     for (int i = 0; i < NB; i++) be[i].b->ops->destroy(be[i].b);
