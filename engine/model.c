@@ -253,8 +253,19 @@ static void set_share(ss_model *r, int tp, int rank) {
     r->intermediate = r->cfg.intermediate / tp;
 }
 
-/* Rank r > 0 on a backend of rank 0's kind: the CPU, or CUDA device r. */
-static ss_status create_rank(ss_model *m, int rank, ss_error *err) {
+/* How many CUDA devices the ranks use: one each (rank r on device r), or with SPECSCOPE_TP_DEVICES=D
+ * fewer, taken in turn (rank r on device r % D): a split checked on fewer GPUs than ranks, such as
+ * tp 2 on the one GPU a machine has (no faster: the ranks take turns). 0 for a bad value. */
+static int tp_devices(int tp) {
+    const char *v = getenv("SPECSCOPE_TP_DEVICES");
+    if (!v || !*v) return tp;
+    char *end;
+    long d = strtol(v, &end, 10);
+    return *end || d < 1 ? 0 : d < tp ? (int)d : tp;
+}
+
+/* Rank r > 0 on a backend of rank 0's kind: the CPU, or a CUDA device (tp_devices). */
+static ss_status create_rank(ss_model *m, int rank, int devices, ss_error *err) {
     ss_model *r = calloc(1, sizeof *r);
     if (!r) return ss_fail(err, SS_ENOMEM, "%s: out of memory for rank %d", m->dir, rank);
     m->ranks[rank] = r;
@@ -267,19 +278,44 @@ static ss_status create_rank(ss_model *m, int rank, ss_error *err) {
     r->layers = calloc((size_t)r->cfg.n_layers, sizeof *r->layers);
     if (!r->layers) return ss_fail(err, SS_ENOMEM, "%s: out of memory for rank %d", m->dir, rank);
     if (strcmp(m->be->ops->name, "cpu") == 0) return ss_backend_cpu_create(&r->be, err);
-    ss_status st = ss_backend_cuda_create_on(rank, &r->be, err);
+    ss_status st = ss_backend_cuda_create_on(rank % devices, &r->be, err);
     return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s: tp %d, rank %d", m->dir, m->tp, rank);
+}
+
+/* CUDA ranks sum through NCCL when each has its own device; through peer copies (tp.h) when ranks
+ * share a device, when SPECSCOPE_TP_COMM=peer asks, or when NCCL cannot be opened (said in the
+ * notice). */
+static ss_status create_cuda_comm(ss_model *m, int devices, ss_error *err) {
+    const char *want = getenv("SPECSCOPE_TP_COMM");
+    if (want && *want && strcmp(want, "nccl") && strcmp(want, "peer"))
+        return ss_fail(err, SS_EARG, "SPECSCOPE_TP_COMM=%s: expected nccl or peer", want);
+    ss_backend *bes[SS_MAX_TP];
+    for (int r = 0; r < m->tp; r++) bes[r] = m->ranks[r]->be;
+    if (devices == m->tp && !(want && strcmp(want, "peer") == 0)) {
+        ss_error why = {0};
+        ss_status st = ss_tp_comm_nccl_create(m->tp, &m->comm, &why);
+        if (st != SS_EUNSUPPORTED || (want && strcmp(want, "nccl") == 0))
+            return st == SS_OK ? SS_OK : ss_fail(err, st, "%s", why.msg);
+        size_t used = strlen(m->backend_notice);
+        snprintf(m->backend_notice + used, sizeof m->backend_notice - used, "%stp %d sums through peer copies (%s)",
+                 used ? "; " : "specscope: ", m->tp, why.msg);
+    }
+    return ss_tp_comm_peer_create(m->tp, bes, &m->comm, err);
 }
 
 /* The backends of ranks 1.. and the communicator, before any weight is read (a bad tp fails fast). */
 static ss_status create_ranks(ss_model *m, ss_error *err) {
     m->ranks[0] = m;
     if (m->tp == 1) return SS_OK;
+    const int devices = tp_devices(m->tp);
+    if (!devices)
+        return ss_fail(err, SS_EARG, "%s: SPECSCOPE_TP_DEVICES=%s: expected a device count of 1 or more", m->dir,
+                       getenv("SPECSCOPE_TP_DEVICES"));
     ss_status st;
     for (int r = 1; r < m->tp; r++)
-        if ((st = create_rank(m, r, err))) return st;
+        if ((st = create_rank(m, r, devices, err))) return st;
     st = strcmp(m->be->ops->name, "cpu") == 0 ? ss_tp_comm_host_create(m->tp, &m->comm, err)
-                                              : ss_tp_comm_nccl_create(m->tp, &m->comm, err);
+                                              : create_cuda_comm(m, devices, err);
     return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s", m->dir);
 }
 

@@ -1,10 +1,11 @@
 /* tp.h — the communicator of tensor parallelism: a model split over N ranks (engine/model.h) sums
  * each layer's partial attention and MLP outputs across the ranks with all_reduce_sum.
  *
- * Two implementations: in-process for CPU ranks (host buffers, summed in rank order 0..N-1, so the
- * result does not depend on timing), and NCCL for CUDA ranks on devices 0..N-1 (engine/cuda/
+ * Three implementations: in-process for CPU ranks (host buffers, summed in rank order 0..N-1, so
+ * the result does not depend on timing); NCCL for CUDA ranks on devices 0..N-1 (engine/cuda/
  * nccl_comm.cu; libnccl.so.2 is opened at run time, so a build with NCCL still runs where it is
- * absent). Like the backend ops, all_reduce_sum returns nothing: it is issued in order with the
+ * absent); and peer copies for CUDA ranks that NCCL cannot serve (ranks sharing a device, or no
+ * libnccl.so.2: engine/cuda/peer_comm.cu), summed on rank 0's device in rank order like the host's. Like the backend ops, all_reduce_sum returns nothing: it is issued in order with the
  * ranks' other ops (on their streams on CUDA, CUDA graph capture included) and keeps its first
  * failure, which ss_tp_comm_check reports. */
 #ifndef SPECSCOPE_TP_H
@@ -15,7 +16,7 @@
 typedef struct ss_tp_comm ss_tp_comm;
 
 typedef struct {
-    const char *name; /* "host" or "nccl" */
+    const char *name; /* "host", "nccl" or "peer" */
     /* bufs[r]: count floats in the memory of backend ranks[r]; each becomes the sum over r. */
     void (*all_reduce_sum)(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, size_t count);
     void (*destroy)(ss_tp_comm *c);
@@ -33,6 +34,9 @@ ss_status ss_tp_comm_host_create(int ranks, ss_tp_comm **out, ss_error *err);
 /* NCCL over CUDA devices 0..ranks-1 (NCCL_NVLS_ENABLE=0 is set first: no NVLink multicast).
  * SS_EUNSUPPORTED when built without nccl.h or when libnccl.so.2 cannot be opened. */
 ss_status ss_tp_comm_nccl_create(int ranks, ss_tp_comm **out, ss_error *err);
+/* Peer copies between the CUDA backends of the ranks (any devices, shared ones included), summed on
+ * rank 0's device. SS_EUNSUPPORTED in builds without CUDA. */
+ss_status ss_tp_comm_peer_create(int ranks, ss_backend *const *backends, ss_tp_comm **out, ss_error *err);
 /* Reports (and clears) the first failure since the last check. */
 ss_status ss_tp_comm_check(ss_tp_comm *c, ss_error *err);
 void ss_tp_comm_free(ss_tp_comm *c); /* c may be NULL */

@@ -278,6 +278,19 @@ static void test_errors(void) {
     CHECK(ss_model_load(&o, &m, &err) == SS_EARG && !m && strstr(err.msg, "tp -1"));
     o.tp = SS_MAX_TP + 1;
     CHECK(ss_model_load(&o, &m, &err) == SS_EARG && !m);
+    /* SPECSCOPE_TP_DEVICES (ranks sharing CUDA devices) is checked before any rank starts. */
+    o.tp = 2;
+    setenv("SPECSCOPE_TP_DEVICES", "two", 1);
+    CHECK_MSG(ss_model_load(&o, &m, &err) == SS_EARG && !m && strstr(err.msg, "SPECSCOPE_TP_DEVICES=two"), "message: %s",
+              err.msg);
+    unsetenv("SPECSCOPE_TP_DEVICES");
+    /* The peer communicator serves CUDA ranks only (and does not exist without CUDA). */
+    ss_backend *cpu[2] = {NULL, NULL};
+    ss_tp_comm *c = (ss_tp_comm *)&o;
+    for (int r = 0; r < 2; r++) CHECK(ss_backend_cpu_create(&cpu[r], &err) == SS_OK);
+    CHECK(cpu[0] && cpu[1] && ss_tp_comm_peer_create(2, cpu, &c, &err) != SS_OK && !c);
+    for (int r = 0; r < 2; r++)
+        if (cpu[r]) cpu[r]->ops->destroy(cpu[r]);
 
     /* EasySpec plans stack whole layers: refused on a split model. */
     o.tp = 2;

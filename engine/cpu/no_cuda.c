@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "backend.h"
+#include "tp.h"
 
 ss_status ss_backend_cuda_create(ss_backend **out, ss_error *err) {
     *out = NULL;
@@ -21,4 +22,10 @@ bool ss_backend_cuda_available(char *why, size_t why_len) {
 }
 
 int ss_backend_cuda_devices(void) { return 0; }
+
+ss_status ss_tp_comm_peer_create(int ranks, ss_backend *const *backends, ss_tp_comm **out, ss_error *err) {
+    (void)backends;
+    *out = NULL;
+    return ss_fail(err, SS_EUNSUPPORTED, "tensor parallelism over %d CUDA ranks: built without CUDA", ranks);
+}
 #endif
