@@ -8,6 +8,13 @@
  * per multiprocessor, looping over rows) so the vector is staged once per block, and the rest of
  * the multiprocessor stays free for the next kernel's blocks to start early (PDL).
  *
+ * Split-K inside the block: where the rows do not spread evenly over the grid's warps (the 8B
+ * q/k/v launch), teams of 2, 4 or 8 warps share a row, each member reading every team-th group of
+ * 32 U chunks, so loads stay 512 contiguous bytes. The members' sums meet in shared memory at the
+ * team's named barrier, and member 0 adds them in member order (the same bits on every run) and
+ * writes the outputs. gemv_team picks the team size per launch; a team of one is the kernel as it
+ * was before teams, instruction for instruction.
+ *
  * Before waiting for the previous kernel, each warp already issues the loads of its first two
  * batches: weights never depend on earlier kernels, so the launch gap is spent fetching. Each warp
  * then keeps two batches of loads in flight (software pipelining across batches and rows).
@@ -27,8 +34,10 @@ namespace sk {
 
 static size_t gemv_smem(int cols, int nvec) { return (size_t)nvec * vector_stride(cols) * sizeof(float); }
 
-/* Room left for the kernel's static shared memory (the reduction buffer). */
-#define GEMV_STATIC_SMEM 1024
+/* Room left for the kernel's static shared memory: block_sum's 128 bytes and, with teams, the
+ * partial sums (team_sum: 2 unit parities x 7 warps x 2 rows x 9 vectors x 4 bytes = 1008), 1136
+ * bytes in all, which outgrew the 1024 reserved before teams. */
+#define GEMV_STATIC_SMEM 2048
 
 int gemv_max_vectors(int cols, size_t smem_optin) {
     if (cols <= 0 || cols % 8 || smem_optin <= GEMV_STATIC_SMEM) return 0;
@@ -41,14 +50,18 @@ bool gemv_supported(int cols, int nvec, size_t smem_optin) {
            gemv_smem(cols, nvec) + GEMV_STATIC_SMEM <= smem_optin;
 }
 
-/* One launch of gemv_run, waiting for the previous kernel with PDL. */
-template <int KIND, int NV>
+/* One launch of gemv_run with teams of TEAM warps, waiting for the previous kernel with PDL. TEAM is
+ * a template argument: passed as a kernel argument, it made the multi-vector variants spill. */
+template <int KIND, int NV, int TEAM>
 __global__ void __launch_bounds__(GEMV_THREADS, GEMV_MAX_BLOCKS_PER_SM) gemv_kernel(const __grid_constant__ gemv_params p) {
     extern __shared__ __align__(16) float xs[];
-    gemv_run<KIND, NV, GEMV_LOADS>(p, xs, blockIdx.x, gridDim.x, [] {
-        pdl_launch_dependents();
-        pdl_wait();
-    });
+    gemv_run<KIND, NV, GEMV_LOADS>(
+        p, xs, blockIdx.x, gridDim.x,
+        [] {
+            pdl_launch_dependents();
+            pdl_wait();
+        },
+        TEAM);
 }
 
 int gemv_kind(const gemv_params &p) {
@@ -58,30 +71,83 @@ int gemv_kind(const gemv_params &p) {
     return GEMV_ROWS;
 }
 
-/* The instantiations: one vector (decoding), or up to SK_GEMV_MAX_VECTORS (verification). */
+/* The instantiations: one vector (decoding) or up to SK_GEMV_MAX_VECTORS (verification), for teams
+ * of 1, 2, 4 or 8 warps. */
 typedef void (*gemv_fn)(gemv_params);
-static gemv_fn gemv_variant(int kind, int nvec) {
-    constexpr int M = SK_GEMV_MAX_VECTORS;
-    switch (kind) {
-    case GEMV_GLU: return nvec == 1 ? gemv_kernel<GEMV_GLU, 1> : gemv_kernel<GEMV_GLU, M>;
-    case GEMV_PAIRS: return nvec == 1 ? gemv_kernel<GEMV_PAIRS, 1> : gemv_kernel<GEMV_PAIRS, M>;
-    default: return nvec == 1 ? gemv_kernel<GEMV_ROWS, 1> : gemv_kernel<GEMV_ROWS, M>;
+
+template <int KIND, int NV>
+static gemv_fn gemv_team_variant(int team) {
+    switch (team) {
+    case 2: return gemv_kernel<KIND, NV, 2>;
+    case 4: return gemv_kernel<KIND, NV, 4>;
+    case 8: return gemv_kernel<KIND, NV, 8>;
+    default: return gemv_kernel<KIND, NV, 1>;
     }
 }
 
+template <int KIND>
+static gemv_fn gemv_nvec_variant(int nvec, int team) {
+    return nvec == 1 ? gemv_team_variant<KIND, 1>(team) : gemv_team_variant<KIND, SK_GEMV_MAX_VECTORS>(team);
+}
+
+static gemv_fn gemv_variant(int kind, int nvec, int team) {
+    switch (kind) {
+    case GEMV_GLU: return gemv_nvec_variant<GEMV_GLU>(nvec, team);
+    case GEMV_PAIRS: return gemv_nvec_variant<GEMV_PAIRS>(nvec, team);
+    default: return gemv_nvec_variant<GEMV_ROWS>(nvec, team);
+    }
+}
+
+/* Asked of a variant with teams, which hold the most static shared memory (the partial sums): the
+ * team size is chosen from this answer, so it must hold for every size. */
 int gemv_occupancy(int kind, int cols, int nvec) {
     int blocks = 0;
-    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_variant(kind, nvec), GEMV_THREADS,
-                                                                  gemv_smem(cols, nvec));
+    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gemv_variant(kind, nvec, GEMV_WARPS),
+                                                                  GEMV_THREADS, gemv_smem(cols, nvec));
     return e == cudaSuccess && blocks > 0 ? blocks : 1;
+}
+
+/* Blocks for teams of `team` warps: one unit per team, at most cap. */
+static int gemv_blocks(int units, int team, int cap) {
+    const int blocks = ceil_div(units * team, GEMV_WARPS);
+    return blocks < cap ? blocks : cap;
+}
+
+/* Warps per team (1, 2, 4 or 8): the fewest batches for the busiest warp, ceil(units / teams) *
+ * ceil(nchunks / (32 U team)), ties to the smaller team (no barrier at 1). A whole warp per unit
+ * leaves launches whose units just exceed the warps unbalanced: the llama-3.1-8b q/k/v launch has
+ * 3072 row pairs of 4 batches for 2112 warps (264 blocks), so its busiest warps read 2 pairs, 8
+ * batches, against 5.8 on average; pairs of warps (1056 teams) read 3 pairs of 2 batches, 6.
+ * Predicted (not yet measured): that launch 25.2 -> ~19 us, 8B decode ~+4% (216.5 -> ~225 tok/s).
+ * Every other llama-3.1-8b and llama-3.2-1b launch keeps 1 (nothing better, or a tie). */
+static int team_for(int kind, int units, int cols, int cap) {
+    const int per_row = GEMV_LOADS / (kind == GEMV_ROWS ? 1 : 2), nchunks = cols / 8;
+    int best = 1;
+    long least = -1;
+    for (int team = 1; team <= GEMV_WARPS; team *= 2) {
+        const int teams = gemv_blocks(units, team, cap) * (GEMV_WARPS / team);
+        const long batches = (long)ceil_div(units, teams) * ceil_div(nchunks, 32 * per_row * team);
+        if (least < 0 || batches < least) least = batches, best = team;
+    }
+    return best;
+}
+
+/* The most blocks a launch uses: at most 2 per multiprocessor (PDL room for the next kernel). */
+static int block_cap(int sms, int blocks_per_sm) {
+    const int per_sm = blocks_per_sm < GEMV_MAX_BLOCKS_PER_SM ? blocks_per_sm : GEMV_MAX_BLOCKS_PER_SM;
+    return sms * (per_sm > 0 ? per_sm : 1);
+}
+
+int gemv_team(const gemv_params &p, int sms, int blocks_per_sm) {
+    const int kind = gemv_kind(p);
+    return team_for(kind, total_units(p, kind), p.cols, block_cap(sms, blocks_per_sm));
 }
 
 cudaError_t gemv(const launch_ctx &c, const gemv_params &p, int blocks_per_sm) {
     const int kind = gemv_kind(p), units = total_units(p, kind);
-    int per_sm = blocks_per_sm < GEMV_MAX_BLOCKS_PER_SM ? blocks_per_sm : GEMV_MAX_BLOCKS_PER_SM;
-    int blocks = ceil_div(units, GEMV_WARPS), cap = c.sms * (per_sm > 0 ? per_sm : 1);
-    if (blocks > cap) blocks = cap;
-    return launch_kernel(c, gemv_variant(kind, p.nvec), dim3(blocks), dim3(GEMV_THREADS), gemv_smem(p.cols, p.nvec), p);
+    const int cap = block_cap(c.sms, blocks_per_sm), team = team_for(kind, units, p.cols, cap);
+    return launch_kernel(c, gemv_variant(kind, p.nvec, team), dim3(gemv_blocks(units, team, cap)), dim3(GEMV_THREADS),
+                         gemv_smem(p.cols, p.nvec), p);
 }
 
 /* ---------------------------------------------------------------- the plain path */
@@ -114,9 +180,10 @@ cudaError_t setup_gemv(size_t smem_optin) {
     const int nvecs[2] = {1, SK_GEMV_MAX_VECTORS};
     for (int kind = 0; kind < GEMV_KINDS && e == cudaSuccess; kind++)
         for (int i = 0; i < 2 && e == cudaSuccess; i++)
-            /* The opt-in limit covers static and dynamic shared memory together. */
-            e = cudaFuncSetAttribute(gemv_variant(kind, nvecs[i]), cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     (int)(smem_optin - GEMV_STATIC_SMEM));
+            for (int team = 1; team <= GEMV_WARPS && e == cudaSuccess; team *= 2)
+                /* The opt-in limit covers static and dynamic shared memory together. */
+                e = cudaFuncSetAttribute(gemv_variant(kind, nvecs[i], team),
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)(smem_optin - GEMV_STATIC_SMEM));
     return e;
 }
 

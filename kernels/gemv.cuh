@@ -50,7 +50,18 @@ static __device__ void stage_vector(const gemv_params &p, int vec, float *xs, in
     }
 }
 
-/* R rows per unit (2 for gate/up), U loads in flight per row and lane: batch `batch` of the rows. */
+/* What one warp streams: its team's units first_unit, first_unit + stride, ..., each read in
+ * nbatches batches; step s is batch s % nbatches of the team's unit s / nbatches. A unit is one row
+ * (GEMV_ROWS), a gate/up row pair (GEMV_GLU) or two rows of one segment (GEMV_PAIRS). A team of
+ * `team` warps (1, 2, 4 or 8) shares each unit: member m reads the unit's groups of 32 U chunks
+ * m, m + team, ..., so every warp load stays 512 contiguous bytes (split-K inside the block). */
+struct warp_walk {
+    int first_unit, stride, nbatches, nchunks, steps;
+    int team, member;
+};
+
+/* R rows per unit (2 for gate/up), U loads in flight per row and lane: the unit's chunk batch
+ * `batch` of the rows (counted over the whole team: member m's batch b is b * team + m). */
 template <int R, int U>
 __device__ __forceinline__ void load_batch(const uint4 *const rows[R], int batch, int lane, int nchunks, uint4 buf[R][U]) {
 #pragma unroll
@@ -61,12 +72,8 @@ __device__ __forceinline__ void load_batch(const uint4 *const rows[R], int batch
     }
 }
 
-/* What one warp streams: its units first_unit, first_unit + stride, ..., each read in nbatches
- * batches; step s is batch s % nbatches of the warp's unit s / nbatches. A unit is one row
- * (GEMV_ROWS), a gate/up row pair (GEMV_GLU) or two rows of one segment (GEMV_PAIRS). */
-struct warp_walk {
-    int first_unit, stride, nbatches, nchunks, steps;
-};
+/* Step s's batch of the unit, counted over the team. */
+__device__ __forceinline__ int team_batch(const warp_walk &w, int s) { return s % w.nbatches * w.team + w.member; }
 
 __host__ __device__ __forceinline__ int seg_units(const gemv_params &p, int kind, int s) {
     return kind == GEMV_PAIRS ? p.seg[s].rows / 2 : p.seg[s].rows;
@@ -105,7 +112,7 @@ __device__ __forceinline__ void load_step(const gemv_params &p, const warp_walk 
 #pragma unroll
     for (int k = 0; k < R; k++)
         rows[k] = reinterpret_cast<const uint4 *>(p.seg[KIND == GEMV_GLU ? k : seg].w + (size_t)r[k] * p.cols);
-    load_batch<R, U>(rows, s % w.nbatches, lane, w.nchunks, buf);
+    load_batch<R, U>(rows, team_batch(w, s), lane, w.nchunks, buf);
 }
 
 __device__ __forceinline__ float bias_at(const gemv_seg &s, int row) { return s.bias ? bf16_at(s.bias, row) : 0.0f; }
@@ -146,10 +153,10 @@ __device__ __forceinline__ void unit_epilogue(const gemv_params &p, int seg, con
  * batch so that the epilogue does not wait for them. The last batch, not the first: the epilogue
  * runs in the last batch's step, which reads the buffer of that step's parity (ra / rb); loaded at
  * the first batch, a unit of an even number of batches added the other buffer's stale values
- * (the 8B o projection, the 1B down projection). */
+ * (the 8B o projection, the 1B down projection). Only member 0 of a team runs the epilogue. */
 template <int KIND, int NV>
 __device__ __forceinline__ void load_residual(const gemv_params &p, const warp_walk &w, int s, int lane, float resid[NV]) {
-    if (KIND != GEMV_ROWS || !p.residual || lane != 0 || s % w.nbatches != w.nbatches - 1) return;
+    if (KIND != GEMV_ROWS || !p.residual || lane != 0 || w.member != 0 || s % w.nbatches != w.nbatches - 1) return;
     int r[2];
     const int seg = unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
 #pragma unroll
@@ -157,13 +164,46 @@ __device__ __forceinline__ void load_residual(const gemv_params &p, const warp_w
         if (v < p.nvec) resid[v] = __ldcg(p.residual + (size_t)v * p.seg[seg].rows + r[0]);
 }
 
-/* Accumulates step s from buf; at the last batch of a unit, reduces over the warp, writes the
- * unit's outputs (epilogues; resid: load_residual's values for the unit) and clears acc. */
+/* Replaces acc by the sums over the team's warps (in member 0's lane 0; the other members' acc are
+ * then spent), added in member order so that the result does not depend on timing. Each warp sums
+ * over its lanes; members 1.. write theirs to shared memory and the team meets at its named
+ * barrier (1 + team; 0 is __syncthreads). Two sets of slots, by the parity of the team's unit: a
+ * member writes unit k + 2's sums only after unit k + 1's barrier, which member 0 reaches after
+ * reading unit k's, so one barrier per unit suffices. */
+template <int R, int NV>
+__device__ __forceinline__ void team_sum(const warp_walk &w, int unit, int lane, int nv, float acc[R][NV]) {
+    __shared__ float part[2][GEMV_WARPS - 1][R * NV]; /* a slot per warp that is not a member 0 */
+    const int warp = threadIdx.x >> 5, team = warp / w.team;
+    float(*slot)[R * NV] = part[unit & 1] + (warp - w.member - team); /* member m's: slot[m - 1] */
+#pragma unroll
+    for (int k = 0; k < R; k++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+            if (v < nv) acc[k][v] = warp_sum(acc[k][v]);
+    if (w.member > 0 && lane == 0)
+#pragma unroll
+        for (int k = 0; k < R; k++)
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                if (v < nv) slot[w.member - 1][k * NV + v] = acc[k][v];
+    asm volatile("bar.sync %0, %1;" ::"r"(1 + team), "r"(32 * w.team) : "memory");
+    if (w.member > 0 || lane != 0) return;
+    for (int m = 1; m < w.team; m++)
+#pragma unroll
+        for (int k = 0; k < R; k++)
+#pragma unroll
+            for (int v = 0; v < NV; v++)
+                if (v < nv) acc[k][v] += slot[m - 1][k * NV + v];
+}
+
+/* Accumulates step s from buf; at the last batch of a unit, reduces over the warp (and the team),
+ * writes the unit's outputs (member 0's epilogues; resid: load_residual's values for the unit) and
+ * clears acc. */
 template <int KIND, int NV, int R, int U>
 __device__ __forceinline__ void consume_step(const gemv_params &p, const warp_walk &w, int s, int lane, int xstride,
                                              const float *xs, const uint4 buf[R][U], float acc[R][NV],
                                              const float resid[NV]) {
-    const int nv = p.nvec, batch = s % w.nbatches;
+    const int nv = p.nvec, batch = team_batch(w, s);
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int j = lane + 32 * (batch * U + u);
@@ -179,7 +219,8 @@ __device__ __forceinline__ void consume_step(const gemv_params &p, const warp_wa
             }
         }
     }
-    if (batch != w.nbatches - 1) return;
+    if (s % w.nbatches != w.nbatches - 1) return;
+    if (w.team > 1) team_sum<R, NV>(w, s / w.nbatches, lane, nv, acc);
     int r[2];
     const int seg = unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
 #pragma unroll
@@ -187,9 +228,9 @@ __device__ __forceinline__ void consume_step(const gemv_params &p, const warp_wa
         if (v >= nv) break;
         float y[2];
 #pragma unroll
-        for (int k = 0; k < R; k++) y[k] = warp_sum(acc[k][v]), acc[k][v] = 0.0f;
+        for (int k = 0; k < R; k++) y[k] = w.team > 1 ? acc[k][v] : warp_sum(acc[k][v]), acc[k][v] = 0.0f;
         if (R == 1) y[1] = 0.0f;
-        if (lane == 0) unit_epilogue<KIND>(p, seg, r, v, y, resid[v]);
+        if (lane == 0 && w.member == 0) unit_epilogue<KIND>(p, seg, r, v, y, resid[v]);
     }
 }
 
@@ -207,20 +248,24 @@ __device__ __forceinline__ void prefetch_constants(const gemv_params &p) {
  * the previous work is done (weight loads, constants) and the rest: the PDL wait in gemv_kernel, a
  * grid barrier in the persistent kernel. xs: the dynamic shared memory (gemv_smem). NV: the most
  * vectors this instantiation takes (p.nvec <= NV). LOADS: 16-byte loads per lane in one batch (U per
- * row of a unit of R rows). Software-pipelined: the loads of step s + 1 are
- * in flight while step s is summed, and step s + 2's go out right after (two register buffers, up
- * to 2U loads outstanding per lane, and no wait between rows). On the H200 this took the 8B down
- * projection from 72% to 88% of the copy bandwidth and the gate/up launch to 96% (docs/cuda.md). */
+ * row of a unit of R rows). team: warps sharing a unit (1, 2, 4 or 8; gemv_team in gemv.cu picks
+ * it), a constant in every caller so that team 1 compiles to the code without teams (no barrier, no
+ * shared memory). Software-pipelined: the loads of step s + 1 are in flight while step s is summed,
+ * and step s + 2's go out right after (two register buffers, up to 2U loads outstanding per lane,
+ * and no wait between rows). On the H200 this took the 8B down projection from 72% to 88% of the
+ * copy bandwidth and the gate/up launch to 96% (docs/cuda.md). */
 template <int KIND, int NV, int LOADS, typename Wait>
-__device__ __forceinline__ void gemv_run(const gemv_params &p, float *xs, int block, int grid, Wait wait) {
+__device__ __forceinline__ void gemv_run(const gemv_params &p, float *xs, int block, int grid, Wait wait, int team = 1) {
     constexpr int R = KIND == GEMV_ROWS ? 1 : 2, U = LOADS / R;
     const int xstride = vector_stride(p.cols);
     const int lane = threadIdx.x & 31, units = total_units(p, KIND);
     warp_walk w;
-    w.first_unit = block * GEMV_WARPS + (threadIdx.x >> 5);
-    w.stride = grid * GEMV_WARPS;
+    w.team = team;
+    w.member = (threadIdx.x >> 5) % team;
+    w.first_unit = block * (GEMV_WARPS / team) + (threadIdx.x >> 5) / team;
+    w.stride = grid * (GEMV_WARPS / team);
     w.nchunks = p.cols / 8;
-    w.nbatches = ceil_div(w.nchunks, 32 * U);
+    w.nbatches = ceil_div(w.nchunks, 32 * U * team);
     w.steps = w.first_unit < units ? ceil_div(units - w.first_unit, w.stride) * w.nbatches : 0;
 
     /* The first two steps' loads go out before the wait (weights are constant): the block fetches

@@ -115,9 +115,12 @@ bool gemv_supported(int cols, int nvec, size_t smem_optin);
 int gemv_max_vectors(int cols, size_t smem_optin);
 /* blocks_per_sm: resident blocks per multiprocessor for this shape (the caller caches
  * gemv_occupancy's answer); the launch uses at most 2 of them so that the next kernel's blocks can
- * start loading while this one drains. */
+ * start loading while this one drains. It picks how many warps share each unit (split-K inside
+ * the block, gemv.cu) and the grid from the shape. */
 int gemv_occupancy(int kind, int cols, int nvec);
 cudaError_t gemv(const launch_ctx &c, const gemv_params &p, int blocks_per_sm);
+/* The warps per unit (1, 2, 4, 8) that gemv() picks for this launch on `sms` multiprocessors. */
+int gemv_team(const gemv_params &p, int sms, int blocks_per_sm);
 /* out[i, r] = x[i, :] . W[r, :] (+ bias) for any n, rows, cols: the plain path for shapes the fast
  * kernels do not take (cols not a multiple of 8, or too long for shared memory). */
 cudaError_t matmul_plain(const launch_ctx &c, float *out, const float *x, const uint16_t *w, const uint16_t *bias, int n,

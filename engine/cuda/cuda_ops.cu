@@ -118,6 +118,9 @@ void cb_phases_flush(cuda_backend *c) {
 static bool take_phase(cuda_backend *c, const sk::gemv_params *g, const sk::attn_params *a) {
     if (!cb_persistent_now(c) || !cb_ok(c)) return false;
     if (g ? !sk::persistent_takes(*g, c->smem_optin) : !sk::persistent_takes(*a)) return false;
+    /* Phases run a warp per unit; a launch whose units warp teams share (sk::gemv_team) runs on its
+     * own, so that the persistent kernel computes the same bits as the separate kernels. */
+    if (g && sk::gemv_team(*g, c->sms, gemv_blocks_per_sm(c, sk::gemv_kind(*g), g->cols, g->nvec)) > 1) return false;
     const size_t need = g ? sk::persistent_smem_of(g->cols) : 0;
     if (phase_blocks_per_sm(c, need > c->phase_smem ? need : c->phase_smem) < 1) return false;
     if (c->phases->count == SK_PERSIST_MAX_PHASES) cb_phases_flush(c);

@@ -112,26 +112,66 @@ static void compare(const char *what, int i, const float *got, const float *ref,
 
 /* ---------------------------------------------------------------- single ops */
 
-static void test_matmul(int rows, int cols, int n, bool with_bias, double tol) {
+/* out = x W^T (+ bias) for n vectors; with a residual, res += out right after (the fused backend
+ * adds it in the GEMV's epilogue), and res is compared too. */
+static void test_matmul(int rows, int cols, int n, bool with_bias, bool residual, double tol) {
     tweight w = make_weight(rows, cols, 1.0f / sqrtf((float)cols)), b = {0};
     if (with_bias) b = make_weight(1, rows, 0.5f);
     float *x = gpu_random((size_t)n * cols, 1.0f, false);
     size_t out_n = (size_t)n * rows;
-    float *ref = malloc(out_n * sizeof *ref), *got = malloc(out_n * sizeof *got);
+    float *r0 = residual ? gpu_random(out_n, 1.0f, false) : NULL;
+    float *ref = malloc(2 * out_n * sizeof *ref), *got = malloc(2 * out_n * sizeof *got);
     char what[96];
-    snprintf(what, sizeof what, "matmul %dx%d by %d%s", rows, cols, n, with_bias ? " + bias" : "");
+    snprintf(what, sizeof what, "matmul %dx%d by %d%s%s", rows, cols, n, with_bias ? " + bias" : "",
+             residual ? " + residual" : "");
     for (int i = 0; i < NB; i++) {
         backend *e = &be[i];
         float *dx = dput(e, x, (size_t)n * cols), *dout = dalloc(e, out_n * sizeof(float));
+        float *dres = residual ? dput(e, r0, out_n) : NULL, *res = i == CPU ? ref : got;
         poison(e, dout, out_n);
         e->b->ops->matmul(e->b, dout, dx, &w.w[i], with_bias ? &b.w[i] : NULL, n);
-        dget(e, i == CPU ? ref : got, dout, out_n);
+        if (residual) e->b->ops->add(e->b, dres, dout, out_n);
+        dget(e, res, dout, out_n);
+        if (residual) dget(e, res + out_n, dres, out_n);
         if (i != CPU) compare(what, i, got, ref, out_n, tol);
+        if (i != CPU && residual) compare("  residual", i, got + out_n, ref + out_n, out_n, tol);
         e->b->ops->free(e->b, dx);
         e->b->ops->free(e->b, dout);
+        e->b->ops->free(e->b, dres);
     }
     free_tweight(&w);
     if (with_bias) free_tweight(&b);
+    free(x);
+    free(r0);
+    free(ref);
+    free(got);
+}
+
+/* gate and up projections of n vectors, then silu_mul, as the MLP issues them: on the fused backend
+ * one GEMV over gate/up row pairs with SiLU*up in its epilogue. */
+static void test_gate_up(int inter, int cols, int n) {
+    const float ws = 1.0f / sqrtf((float)cols);
+    tweight wg = make_weight(inter, cols, ws), wu = make_weight(inter, cols, ws);
+    float *x = gpu_random((size_t)n * cols, 1.0f, false);
+    size_t out_n = (size_t)n * inter;
+    float *ref = malloc(2 * out_n * sizeof *ref), *got = malloc(2 * out_n * sizeof *got);
+    char what[96];
+    snprintf(what, sizeof what, "gate/up %dx%d by %d, silu_mul", inter, cols, n);
+    for (int i = 0; i < NB; i++) {
+        backend *e = &be[i];
+        const ss_backend_ops *o = e->b->ops;
+        float *dx = dput(e, x, (size_t)n * cols), *gate = dalloc(e, 2 * out_n * sizeof(float)), *up = gate + out_n;
+        poison(e, gate, 2 * out_n);
+        o->matmul(e->b, gate, dx, &wg.w[i], NULL, n);
+        o->matmul(e->b, up, dx, &wu.w[i], NULL, n);
+        o->silu_mul(e->b, gate, up, out_n);
+        dget(e, i == CPU ? ref : got, gate, 2 * out_n);
+        if (i != CPU) compare(what, i, got, ref, 2 * out_n, 1e-5);
+        o->free(e->b, dx);
+        o->free(e->b, gate);
+    }
+    free_tweight(&wg);
+    free_tweight(&wu);
     free(x);
     free(ref);
     free(got);
@@ -235,6 +275,59 @@ static void test_rope(int n, int heads, int head_dim, int first_position) {
         if (i != CPU) compare(what, i, got, ref, count, 1e-5);
         e->b->ops->free(e->b, dx);
     }
+    free(inv);
+    free(x);
+    free(ref);
+    free(got);
+}
+
+/* The q/k/v projections of n vectors at positions first.., rope on q and k and the KV store, as a
+ * layer issues them: on the fused backend one GEMV over rotate_half row pairs whose epilogue
+ * rotates and stores. The caches hold bf16, so an element that rounds the other way moves them by
+ * up to 2^-8 of itself: 1e-2 there. */
+static void test_qkv(int heads, int kv_heads, int head_dim, int cols, int n, int first) {
+    const int qd = heads * head_dim, kd = kv_heads * head_dim, total = first + n;
+    const float ws = 1.0f / sqrtf((float)cols);
+    tweight wq = make_weight(qd, cols, ws), wk = make_weight(kd, cols, ws), wv = make_weight(kd, cols, ws);
+    float *inv = rope_table(head_dim, 500000.0f);
+    ss_rope rope = {head_dim, inv};
+    float *x = gpu_random((size_t)n * cols, 1.0f, false);
+    const size_t out_n = (size_t)n * (qd + 2 * kd), kv_n = (size_t)total * kd;
+    float *ref = malloc((out_n + 2 * kv_n) * sizeof *ref), *got = malloc((out_n + 2 * kv_n) * sizeof *got);
+    char what[128];
+    snprintf(what, sizeof what, "q/k/v %d/%d heads of %d by %d cols, rope, kv_store: %d at %d", heads, kv_heads,
+             head_dim, cols, n, first);
+    for (int i = 0; i < NB; i++) {
+        backend *e = &be[i];
+        const ss_backend_ops *o = e->b->ops;
+        const size_t cache = o->kv_bytes(e->b, kd) * (size_t)total;
+        void *kc = dalloc(e, cache), *vc = dalloc(e, cache);
+        float *dx = dput(e, x, (size_t)n * cols), *q = dalloc(e, out_n * sizeof(float));
+        float *k = q + (size_t)n * qd, *v = k + (size_t)n * kd, *res = i == CPU ? ref : got;
+        poison(e, q, out_n);
+        batch(e, first, n);
+        o->matmul(e->b, q, dx, &wq.w[i], NULL, n);
+        o->matmul(e->b, k, dx, &wk.w[i], NULL, n);
+        o->matmul(e->b, v, dx, &wv.w[i], NULL, n);
+        o->rope(e->b, q, n, heads, &rope);
+        o->rope(e->b, k, n, kv_heads, &rope);
+        o->kv_store(e->b, kc, vc, k, v, n, kd);
+        dget(e, res, q, out_n);
+        o->kv_read(e->b, res + out_n, kc, total, kd);
+        o->kv_read(e->b, res + out_n + kv_n, vc, total, kd);
+        synced(e);
+        if (i != CPU) {
+            compare(what, i, got, ref, out_n, 1e-5);
+            compare("  KV caches", i, got + out_n, ref + out_n, 2 * kv_n, 1e-2);
+        }
+        o->free(e->b, dx);
+        o->free(e->b, q);
+        o->free(e->b, kc);
+        o->free(e->b, vc);
+    }
+    free_tweight(&wq);
+    free_tweight(&wk);
+    free_tweight(&wv);
     free(inv);
     free(x);
     free(ref);
@@ -487,17 +580,31 @@ int main(void) {
     }
 
     /* GEMV (n <= 9, fp32 activations), the plain path (cols % 8 != 0), cuBLASLt (n > 9). */
-    test_matmul(64, 64, 1, false, 1e-5);
-    test_matmul(1000, 520, 1, true, 1e-5);
-    test_matmul(2048, 2048, 1, false, 1e-5);
-    test_matmul(24, 14336, 1, false, 1e-5);
-    test_matmul(515, 264, 5, true, 1e-5);
-    test_matmul(1024, 2048, 9, false, 1e-5);
-    test_matmul(40, 14336, 5, true, 1e-5); /* 5 vectors of 14336 do not fit at once: groups of GEMVs */
-    test_matmul(100, 36, 3, true, 1e-5);
-    test_matmul(512, 256, 17, false, 1e-2);
-    test_matmul(1024, 2048, 64, true, 1e-2);
-    test_matmul(24, 14336, 33, false, 1e-2);
+    test_matmul(64, 64, 1, false, false, 1e-5);
+    test_matmul(1000, 520, 1, true, false, 1e-5);
+    test_matmul(2048, 2048, 1, false, false, 1e-5);
+    test_matmul(24, 14336, 1, false, false, 1e-5); /* GEMV warp teams of W = 8 (below) */
+    test_matmul(515, 264, 5, true, false, 1e-5);
+    test_matmul(1024, 2048, 9, false, false, 1e-5);
+    test_matmul(40, 14336, 5, true, false, 1e-5); /* 5 vectors of 14336 do not fit at once: groups of GEMVs */
+    test_matmul(100, 36, 3, true, false, 1e-5);
+    test_matmul(512, 256, 17, false, false, 1e-2);
+    test_matmul(1024, 2048, 64, true, false, 1e-2);
+    test_matmul(24, 14336, 33, false, false, 1e-2);
+
+    /* The GEMV's warp teams (gemv_team in kernels/gemv.cu): each shape below makes the host pick
+     * teams of W > 1 warps; where a team takes several units, the counts are the H200's (132 SMs). */
+    test_matmul(100, 4096, 1, false, true, 1e-5);  /* W = 2 */
+    test_matmul(2688, 7168, 1, false, true, 1e-5); /* W = 2, 3 rows a team, 2 batches a member */
+    test_matmul(64, 6000, 5, true, true, 1e-5);    /* W = 4: member 2's chunks end past the row, 3's start past it */
+    test_matmul(40, 14336, 1, false, true, 1e-5);  /* W = 8 */
+    test_gate_up(96, 2048, 9);                     /* W = 2 */
+    test_gate_up(64, 8192, 1);                     /* W = 8 */
+    test_qkv(32, 8, 128, 4096, 1, 300);            /* W = 2, 3 pairs a team: the llama-3.1-8b launch */
+    test_qkv(32, 8, 128, 4096, 4, 300);            /* W = 2 */
+    test_qkv(2, 1, 64, 3000, 3, 5000);             /* W = 4: member 2's chunks end past the row, 3's start past it */
+    test_qkv(2, 1, 64, 5120, 9, 70);               /* W = 8 */
+    test_qkv(2, 1, 64, 16384, 2, 9);               /* W = 8, 2 batches a member */
 
     test_rmsnorm(1, 2048, true, false);
     test_rmsnorm(7, 64, true, true);
