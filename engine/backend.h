@@ -104,6 +104,10 @@ typedef struct {
      * or of a top-p / min-p cut. Waits for the result; a failure shows at the next sync(). */
     void (*sample_rows)(ss_backend *b, int *out_host, const float *logits, int rows, int vocab, const ss_sampling *s,
                         const double *uniform);
+    /* The other tensor-parallel ranks' backends (n of them, of b's kind): run_graph on b then captures
+     * and replays what record() issues on them too, one graph over every rank, and their memory
+     * calls drop b's graphs. Call once, before any run_graph. */
+    ss_status (*graph_join)(ss_backend *b, ss_backend *const *others, int n, ss_error *err);
 } ss_backend_ops;
 
 struct ss_backend {

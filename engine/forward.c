@@ -231,8 +231,8 @@ static ss_status forward_batch(ss_model *m, const int *tokens, const int *positi
     forward_work w = {m, n, !logits && !ids ? 0 : last_only ? 1 : n};
     for (int r = 0; r < m->tp; r++) m->ranks[r]->be->ops->set_batch(m->ranks[r]->be, tokens, positions, n);
     ss_status st = SS_OK;
-    /* A graph holds rank 0's work only: with several ranks the forward runs directly (docs/tp.md). */
-    if (o->run_graph && n <= GRAPH_MAX_BATCH && m->tp == 1)
+    /* With several ranks, rank 0's graphs hold every rank's work (graph_join, model.c). */
+    if (o->run_graph && n <= GRAPH_MAX_BATCH && (m->tp == 1 || o->graph_join))
         st = o->run_graph(m->be, graph_key(m, &w), record_forward, &w, err);
     else record_forward(&w);
     if (!st) st = finish_ranks(m, err);

@@ -316,6 +316,11 @@ static ss_status create_ranks(ss_model *m, ss_error *err) {
         if ((st = create_rank(m, r, devices, err))) return st;
     st = strcmp(m->be->ops->name, "cpu") == 0 ? ss_tp_comm_host_create(m->tp, &m->comm, err)
                                               : create_cuda_comm(m, devices, err);
+    if (st == SS_OK && m->be->ops->graph_join) { /* one graph over every rank's work (forward.c) */
+        ss_backend *others[SS_MAX_TP];
+        for (int r = 1; r < m->tp; r++) others[r - 1] = m->ranks[r]->be;
+        st = m->be->ops->graph_join(m->be, others, m->tp - 1, err);
+    }
     return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s", m->dir);
 }
 

@@ -32,6 +32,24 @@ __global__ void axpy_kernel(float *x, float a, const float *y, size_t count, boo
     }
 }
 
+/* Every buffer becomes the sum over them, added in rank order (the host communicator's order). The
+ * buffers may sit on other devices (peer access); scalar accesses, since a rank's count need not be
+ * a multiple of 4 and this is a few KB per decode step. */
+__global__ void sum_ranks_kernel(rank_buffers b, size_t count) {
+    pdl_launch_dependents();
+    pdl_wait();
+    const size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride) {
+        float sum = b.p[0][i];
+        for (int r = 1; r < b.n; r++) sum += b.p[r][i];
+        for (int r = 0; r < b.n; r++) b.p[r][i] = sum;
+    }
+}
+
+cudaError_t sum_ranks(const launch_ctx &c, const rank_buffers &b, size_t count) {
+    return launch_kernel(c, sum_ranks_kernel, dim3(grid_for(c, count)), dim3(256), 0, b, count);
+}
+
 __global__ void silu_mul_kernel(float *gate, const float *up, size_t count, bool vec, uint16_t *out_bf16) {
     pdl_launch_dependents();
     pdl_wait();

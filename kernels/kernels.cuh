@@ -59,6 +59,13 @@ cudaError_t prep(const launch_ctx &c, const prep_params &p);
 /* ---------------------------------------------------------------- elementwise.cu */
 
 cudaError_t axpy(const launch_ctx &c, float *x, float a, const float *y, size_t count); /* x += a*y */
+/* Tensor-parallel partial sums (engine/cuda/peer_comm.cu): each p[r] becomes p[0] + p[1] + ... in
+ * that order; the buffers may be on peer devices. */
+struct rank_buffers {
+    float *p[8]; /* SS_MAX_TP */
+    int n;
+};
+cudaError_t sum_ranks(const launch_ctx &c, const rank_buffers &b, size_t count);
 /* gate = silu(gate) * up; out_bf16 (may be NULL): gate as bf16 too. */
 cudaError_t silu_mul(const launch_ctx &c, float *gate, const float *up, size_t count, uint16_t *out_bf16);
 cudaError_t to_bf16(const launch_ctx &c, uint16_t *out, const float *x, size_t count);

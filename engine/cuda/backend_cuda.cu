@@ -69,6 +69,7 @@ static ss_status device_alloc(size_t bytes, const char *name, void **out, ss_err
 /* ---------------------------------------------------------------- graphs */
 
 void cb_drop_graphs(cuda_backend *c) {
+    if (c->graph_owner) cb_drop_graphs(c->graph_owner); /* its graphs hold this rank's pointers */
     bool any = false;
     for (int i = 0; i < CB_GRAPHS; i++) any |= c->graphs_cache[i].exec != NULL || c->graphs_cache[i].warmed;
     if (!any) return;
@@ -110,18 +111,63 @@ static void run_direct(cuda_backend *c, void (*record)(void *), void *ctx) {
     cb_phases_flush(c);
 }
 
+/* ---- the joined ranks' streams (graph_join): a graph over every rank starts with a fork (their
+ * streams wait for this one, which in a capture draws them into it) and ends with a join (this
+ * stream waits for theirs); a launch is framed the same way, so that each rank's set_batch copy
+ * comes before the graph and its next ops after. */
+
+/* The joined ranks' streams wait for what this stream has queued so far. */
+static bool fork_ranks(cuda_backend *c) {
+    if (!c->n_joined) return true;
+    bool ok = cb_check(c, cudaEventRecord(c->rank_sync, c->stream), "rank fork");
+    for (int i = 0; ok && i < c->n_joined; i++)
+        ok = cb_check(c, cudaStreamWaitEvent(c->joined[i]->stream, c->rank_sync, 0), "rank fork");
+    return ok;
+}
+
+/* This stream waits for what the joined ranks have issued (their held-back ops first). */
+static bool join_ranks(cuda_backend *c) {
+    bool ok = true;
+    for (int i = 0; ok && i < c->n_joined; i++) {
+        cuda_backend *j = c->joined[i];
+        cudaSetDevice(j->device);
+        cb_flush(j);
+        ok = cb_check(c, cudaEventRecord(j->rank_sync, cb_stream(j)), "rank join") &&
+             cb_check(c, cudaStreamWaitEvent(c->stream, j->rank_sync, 0), "rank join");
+    }
+    cudaSetDevice(c->device);
+    return ok;
+}
+
+static void set_capturing(cuda_backend *c, bool on) {
+    c->capturing = on;
+    for (int i = 0; i < c->n_joined; i++) {
+        c->joined[i]->capturing = on;
+        if (on) c->joined[i]->capture_spoiled = false;
+    }
+}
+
+static bool capture_spoiled(cuda_backend *c) {
+    bool spoiled = c->capture_spoiled || !cb_ok(c);
+    for (int i = 0; i < c->n_joined; i++) spoiled |= c->joined[i]->capture_spoiled || !cb_ok(c->joined[i]);
+    return spoiled;
+}
+
 /* Captures record() into g->exec; false when the capture had to be thrown away. */
 static bool capture(cuda_backend *c, cb_graph *g, void (*record)(void *), void *ctx) {
     if (!cb_check(c, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal), "begin graph capture"))
         return false;
-    c->capturing = true;
     c->capture_spoiled = false;
-    record(ctx);
-    cb_flush(c);
-    c->capturing = false;
+    set_capturing(c, true);
+    if (fork_ranks(c)) {
+        record(ctx);
+        cb_flush(c);
+        join_ranks(c);
+    }
+    set_capturing(c, false);
     cudaGraph_t graph = NULL;
     cudaError_t e = cudaStreamEndCapture(cb_stream(c), &graph);
-    bool ok = e == cudaSuccess && graph && !c->capture_spoiled && cb_ok(c);
+    bool ok = e == cudaSuccess && graph && !capture_spoiled(c);
     if (ok) ok = cb_check(c, cudaGraphInstantiate(&g->exec, graph, 0), "instantiate graph");
     if (graph) cudaGraphDestroy(graph);
     if (e != cudaSuccess) cudaGetLastError(); /* an invalidated capture is not a failure: run directly */
@@ -145,10 +191,25 @@ static ss_status cuda_run_graph(ss_backend *b, uint64_t key, void (*record)(void
     } else if (!g->exec && (g->failed_captures >= MAX_FAILED_CAPTURES || !capture(c, g, record, ctx))) {
         g->failed_captures++;
         if (cb_ok(c)) run_direct(c, record, ctx);
-    } else {
-        cb_check(c, cudaGraphLaunch(g->exec, cb_stream(c)), "graph launch");
+    } else if (join_ranks(c) && cb_check(c, cudaGraphLaunch(g->exec, cb_stream(c)), "graph launch")) {
+        fork_ranks(c);
     }
     return report(c, err);
+}
+
+static ss_status cuda_graph_join(ss_backend *b, ss_backend *const *others, int n, ss_error *err) {
+    cuda_backend *c = cb_of(b);
+    if (n < 0 || n > SS_MAX_TP - 1) return ss_fail(err, SS_EARG, "cuda backend: %d ranks to join (0..%d)", n, SS_MAX_TP - 1);
+    for (int i = 0; i < n; i++)
+        if (!others[i] || others[i]->ops != b->ops)
+            return ss_fail(err, SS_EARG, "cuda backend: rank %d to join is not a CUDA backend", i + 1);
+    cb_drop_graphs(c);
+    for (int i = 0; i < n; i++) {
+        c->joined[i] = (cuda_backend *)others[i]->impl;
+        c->joined[i]->graph_owner = c;
+    }
+    c->n_joined = n;
+    return SS_OK;
 }
 
 /* ---------------------------------------------------------------- scratch */
@@ -398,6 +459,10 @@ static void cuda_destroy(ss_backend *b) {
     if (!b) return;
     cuda_backend *c = cb_of(b);
     if (c) {
+        if (c->graph_owner) { /* the owner's graphs hold this rank's work: they go, and it stops joining */
+            cb_drop_graphs(c->graph_owner);
+            c->graph_owner->n_joined = 0;
+        }
         c->pend.kind = PEND_NONE;
         if (c->phases) c->phases->count = 0; /* nothing will read what they would compute */
         if (c->stream) cudaStreamSynchronize(c->stream);
@@ -417,6 +482,7 @@ static void cuda_destroy(ss_backend *b) {
         cudaFreeHost(c->h_tokens);
         cudaFreeHost(c->h_positions);
         if (c->batch_copied) cudaEventDestroy(c->batch_copied);
+        if (c->rank_sync) cudaEventDestroy(c->rank_sync);
         if (c->stream) cudaStreamDestroy(c->stream);
         cudaGetLastError();
         free(c);
@@ -451,6 +517,7 @@ static const ss_backend_ops cuda_ops = {
     .argmax_rows = cuda_argmax_rows,
     .stream = cuda_stream,
     .sample_rows = cuda_sample_rows,
+    .graph_join = cuda_graph_join,
 };
 
 static bool env_on(const char *name) {
@@ -482,7 +549,8 @@ static ss_status init(cuda_backend *c, int device, ss_error *err) {
     c->persist = persist && strcmp(persist, "1") == 0;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess)
         return device_error(err, e, "stream");
-    if ((e = cudaEventCreateWithFlags(&c->batch_copied, cudaEventDisableTiming)) != cudaSuccess)
+    if ((e = cudaEventCreateWithFlags(&c->batch_copied, cudaEventDisableTiming)) != cudaSuccess ||
+        (e = cudaEventCreateWithFlags(&c->rank_sync, cudaEventDisableTiming)) != cudaSuccess)
         return device_error(err, e, "event");
     if (cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS)
         return ss_fail(err, SS_EDEVICE, "cuda backend: cuBLASLt did not start");

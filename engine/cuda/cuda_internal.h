@@ -69,7 +69,7 @@ typedef struct {
     sk::prep_params prep; /* PEND_PREP */
 } cb_pending;
 
-typedef struct {
+typedef struct cuda_backend_s {
     int device, sms;
     size_t smem_optin;
     char name[256];
@@ -117,6 +117,12 @@ typedef struct {
 
     cb_graph graphs_cache[CB_GRAPHS];
     uint64_t graph_clock;
+    /* Tensor-parallel ranks (graph_join): the backends whose work this one's graphs hold, and for
+     * such a backend the one holding it. rank_sync orders the streams around captures and launches. */
+    cuda_backend_s *joined[SS_MAX_TP - 1];
+    int n_joined;
+    cuda_backend_s *graph_owner;
+    cudaEvent_t rank_sync;
     bool capturing;      /* inside run_graph's stream capture */
     bool capture_spoiled; /* an op could not be captured: the capture is thrown away */
 

@@ -205,6 +205,41 @@ static void check_split(const char *dir, const char *how, const char *env_name, 
     for (int i = 0; i < 2; i++) ss_model_free(m[i]);
 }
 
+/* One graph over both ranks (graph_join) replays exactly what the ranks compute op by op: tp 2 with
+ * graphs against tp 2 with SPECSCOPE_CUDA_GRAPHS=0, both ranks on device 0, prefill in chunks of 8
+ * and decode steps (all of them graph-sized; the third and later replay). */
+static void check_graphs(const char *dir) {
+    ss_model *m[2] = {NULL, NULL};
+    ss_error err = {0};
+    setenv("SPECSCOPE_TP_DEVICES", "1", 1);
+    for (int i = 0; i < 2; i++) {
+        if (i) setenv("SPECSCOPE_CUDA_GRAPHS", "0", 1);
+        ss_model_opts o = {.dir = dir, .backend = SS_BACKEND_CUDA, .max_context = 256, .quiet = true, .tp = 2};
+        CHECK_MSG(ss_model_load(&o, &m[i], &err) == SS_OK, "%s at tp 2: %s", dir, err.msg);
+    }
+    unsetenv("SPECSCOPE_TP_DEVICES");
+    unsetenv("SPECSCOPE_CUDA_GRAPHS");
+    if (m[0] && m[1]) {
+        int vocab = ss_model_config(m[0])->vocab_size;
+        float *pre[2], *dec[2];
+        bool ok = true;
+        for (int i = 0; i < 2; i++) {
+            pre[i] = malloc((size_t)PROMPT * vocab * sizeof(float));
+            dec[i] = malloc((size_t)DECODE_STEPS * vocab * sizeof(float));
+            ok = ok && pre[i] && dec[i] && trajectory(m[i], GEMV_CHUNK, pre[i], dec[i], &err) == SS_OK;
+            CHECK_MSG(ok, "%s at tp 2%s: %s", dir, i ? " without graphs" : "", err.msg);
+        }
+        if (ok) {
+            double e = gpu_rel_err(pre[0], pre[1], (size_t)PROMPT * vocab),
+                   d = gpu_rel_err(dec[0], dec[1], (size_t)DECODE_STEPS * vocab);
+            printf("%s: tp 2 through graphs vs op by op: prefill logits rel. error %.3g, decode %.3g\n", dir, e, d);
+            CHECK_MSG(e == 0 && d == 0, "%s: tp 2 graphs differ from op by op (%g, %g)", dir, e, d);
+        }
+        for (int i = 0; i < 2; i++) free(pre[i]), free(dec[i]);
+    }
+    for (int i = 0; i < 2; i++) ss_model_free(m[i]);
+}
+
 /* How far CUDA's prefill logits (one cuBLASLt forward, bf16 activations) are from the CPU backend's. */
 static double bf16_floor(const char *dir) {
     ss_model *m[2] = {NULL, NULL};
@@ -231,6 +266,7 @@ static double bf16_floor(const char *dir) {
 static void check_two_ranks(const char *dir, bool nccl) {
     const double bound = bf16_floor(dir);
     check_split(dir, "both ranks on device 0", "SPECSCOPE_TP_DEVICES", "1", bound);
+    check_graphs(dir);
     const int devices = ss_backend_cuda_devices();
     if (devices < 2) {
         printf("NOT RUN: tp 2 on two GPUs (%d device(s) here)\n", devices);
