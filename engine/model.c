@@ -282,7 +282,7 @@ static ss_status create_rank(ss_model *m, int rank, int devices, ss_error *err) 
     return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s: tp %d, rank %d", m->dir, m->tp, rank);
 }
 
-/* CUDA ranks sum through NCCL when each has its own device; through peer copies (tp.h) when ranks
+/* CUDA ranks sum through NCCL when each has its own device; through the peer all-reduce (tp.h) when ranks
  * share a device, when SPECSCOPE_TP_COMM=peer asks, or when NCCL cannot be opened (said in the
  * notice). */
 static ss_status create_cuda_comm(ss_model *m, int devices, ss_error *err) {
@@ -297,7 +297,7 @@ static ss_status create_cuda_comm(ss_model *m, int devices, ss_error *err) {
         if (st != SS_EUNSUPPORTED || (want && strcmp(want, "nccl") == 0))
             return st == SS_OK ? SS_OK : ss_fail(err, st, "%s", why.msg);
         size_t used = strlen(m->backend_notice);
-        snprintf(m->backend_notice + used, sizeof m->backend_notice - used, "%stp %d sums through peer copies (%s)",
+        snprintf(m->backend_notice + used, sizeof m->backend_notice - used, "%stp %d sums through the peer all-reduce (%s)",
                  used ? "; " : "specscope: ", m->tp, why.msg);
     }
     return ss_tp_comm_peer_create(m->tp, bes, &m->comm, err);

@@ -4,8 +4,10 @@
  * Three implementations: in-process for CPU ranks (host buffers, summed in rank order 0..N-1, so
  * the result does not depend on timing); NCCL for CUDA ranks on devices 0..N-1 (engine/cuda/
  * nccl_comm.cu; libnccl.so.2 is opened at run time, so a build with NCCL still runs where it is
- * absent); and peer copies for CUDA ranks that NCCL cannot serve (ranks sharing a device, or no
- * libnccl.so.2: engine/cuda/peer_comm.cu), summed on rank 0's device in rank order like the host's. Like the backend ops, all_reduce_sum returns nothing: it is issued in order with the
+ * absent); and one kernel on rank 0's device for CUDA ranks that NCCL cannot serve (ranks sharing a
+ * device, or no libnccl.so.2: engine/cuda/peer_comm.cu), reading the other ranks' buffers through
+ * peer access and summing in rank order like the host's. Like the backend ops, all_reduce_sum
+ * returns nothing: it is issued in order with the
  * ranks' other ops (on their streams on CUDA, CUDA graph capture included) and keeps its first
  * failure, which ss_tp_comm_check reports. */
 #ifndef SPECSCOPE_TP_H
@@ -34,8 +36,8 @@ ss_status ss_tp_comm_host_create(int ranks, ss_tp_comm **out, ss_error *err);
 /* NCCL over CUDA devices 0..ranks-1 (NCCL_NVLS_ENABLE=0 is set first: no NVLink multicast).
  * SS_EUNSUPPORTED when built without nccl.h or when libnccl.so.2 cannot be opened. */
 ss_status ss_tp_comm_nccl_create(int ranks, ss_tp_comm **out, ss_error *err);
-/* Peer copies between the CUDA backends of the ranks (any devices, shared ones included), summed on
- * rank 0's device. SS_EUNSUPPORTED in builds without CUDA. */
+/* One summing kernel on rank 0's device over the CUDA ranks' buffers (any devices that can reach
+ * each other, shared ones included). SS_EUNSUPPORTED in builds without CUDA. */
 ss_status ss_tp_comm_peer_create(int ranks, ss_backend *const *backends, ss_tp_comm **out, ss_error *err);
 /* Reports (and clears) the first failure since the last check. */
 ss_status ss_tp_comm_check(ss_tp_comm *c, ss_error *err);

@@ -163,7 +163,7 @@ done
 # The 8B geometry (4 layers of it, to keep the CPU reference short) split over 2 ranks against 1
 # rank: test_gpu_tp on it (logits of a prefill and 8
 # greedy decode steps, through the GEMV and through cuBLASLt; both ranks on one GPU, and with 2 or
-# more GPUs one rank per GPU through NCCL and through peer copies), then 32 greedy tokens of
+# more GPUs one rank per GPU through NCCL and through the peer kernel), then 32 greedy tokens of
 # `generate` at tp 2 against tp 1 (reported, not judged: its prefill rounds activations to bf16, so
 # a near tie may go the other way; docs/tp.md), and with 2 or more GPUs decode scaling over 1, 2
 # (and 4) ranks. NVLink multicast stays off (NCCL_NVLS_ENABLE=0).

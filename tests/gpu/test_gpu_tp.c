@@ -261,8 +261,8 @@ static double bf16_floor(const char *dir) {
     return e;
 }
 
-/* Both ranks on device 0 (peer copies), then, with two devices, one rank each through NCCL and
- * through peer copies. */
+/* Both ranks on device 0 (the peer all-reduce), then, with two devices, one rank each through NCCL and
+ * through the peer all-reduce. */
 static void check_two_ranks(const char *dir, bool nccl) {
     const double bound = bf16_floor(dir);
     check_split(dir, "both ranks on device 0", "SPECSCOPE_TP_DEVICES", "1", bound);
