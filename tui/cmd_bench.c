@@ -123,49 +123,117 @@ static ss_status bench_forward(ss_model *m, const bench_opts *b, forward_numbers
     return st;
 }
 
-/* Decode at the first decode context with the target split over each --tp-scaling rank count. */
+typedef struct {
+    const char *label;
+    ss_stats total; /* summed over prompts */
+    double tok_s;   /* generated / decode seconds, over all prompts */
+} gen_numbers;
+
+static ss_status bench_generate(ss_session *s, const ss_params *p, gen_numbers *g, ss_error *err) {
+    memset(&g->total, 0, sizeof g->total);
+    double decode_ms = 0;
+    for (int i = 0; i < N_PROMPTS; i++) {
+        ss_session_reset(s);
+        ss_result r;
+        ss_status st = ss_session_generate(s, prompts[i], p, NULL, &r, err);
+        if (st) return st;
+        ss_stats *t = &g->total, *x = &r.stats;
+        t->generated += x->generated;
+        t->steps += x->steps;
+        t->proposed += x->proposed;
+        t->accepted += x->accepted;
+        for (int j = 0; j < SS_MAX_K; j++) {
+            t->pos_proposed[j] += x->pos_proposed[j];
+            t->pos_accepted[j] += x->pos_accepted[j];
+        }
+        t->ms_prefill += x->ms_prefill;
+        t->ms_draft += x->ms_draft;
+        t->ms_verify += x->ms_verify;
+        t->ms_calibrate += x->ms_calibrate;
+        t->has_draft = x->has_draft;
+        t->k = x->k;
+        decode_ms += x->ms_total - x->ms_prefill;
+        g->total.mean_accepted_length += x->generated - 1;
+        ss_result_free(&r);
+    }
+    g->tok_s = decode_ms > 0 ? (g->total.generated - N_PROMPTS) / (decode_ms / 1e3) : 0;
+    g->total.tokens_per_s = g->tok_s;
+    g->total.mean_accepted_length = g->total.steps ? g->total.mean_accepted_length / g->total.steps : 0;
+    return SS_OK;
+}
+
+/* Decode at the first decode context with the target split over each --tp-scaling rank count, and
+ * with a draft (and a tokenizer) plain against speculative generation at that rank count. */
 typedef struct {
     int tp;
     double decode_tok_s;
+    double plain_tok_s, spec_tok_s; /* 0: not measured (no draft or no tokenizer) */
 } scaling_point;
+
+static ss_status scaling_generate(ss_session *s, const bench_opts *b, scaling_point *pt, ss_error *err) {
+    if (strcmp(ss_session_draft_kind(s), "none") == 0 || !ss_session_tokenizer(s)) return SS_OK;
+    ss_params plain = b->o.params, spec = b->o.params;
+    plain.k = 0;
+    spec.easyspec = 0;
+    spec.easyspec_groups[0] = 0;
+    gen_numbers g;
+    ss_status st = bench_generate(s, &plain, &g, err);
+    if (!st) pt->plain_tok_s = g.tok_s, st = bench_generate(s, &spec, &g, err);
+    if (!st) pt->spec_tok_s = g.tok_s;
+    return st;
+}
 
 static ss_status bench_scaling(const bench_opts *b, scaling_point *pts, ss_error *err) {
     for (int i = 0; i < b->n_scaling; i++) {
-        const ss_session_opts *so = &b->o.session;
-        ss_model_opts mo = {.dir = so->model_dir, .backend = so->backend, .max_context = so->max_context, .quiet = true,
-                            .tp = b->scaling_tp[i]};
-        ss_model *m;
-        ss_status st = ss_model_load(&mo, &m, err);
+        ss_session_opts so = b->o.session;
+        so.tp = b->scaling_tp[i];
+        so.quiet = true;
+        ss_session *s;
+        ss_status st = ss_session_open(&so, &s, err);
         if (st) return st;
+        ss_model *m = ss_session_target(s);
         int at = b->decode_ctx[0] + 1 < ss_model_max_context(m) ? b->decode_ctx[0] : ss_model_max_context(m) - 2;
         int *ids = bench_ids(at + 1, ss_model_config(m)->vocab_size);
         double ms = 0;
+        pts[i] = (scaling_point){.tp = b->scaling_tp[i]};
         st = ids ? time_forward(m, ids, 0, at, 1, &ms, err) : ss_fail(err, SS_ENOMEM, "out of memory for the benchmark");
         if (!st) st = time_forward(m, ids, at, 1, b->repeats * 8, &ms, err);
-        pts[i] = (scaling_point){b->scaling_tp[i], st ? 0 : 1e3 / ms};
+        if (!st) pts[i].decode_tok_s = 1e3 / ms;
+        if (!st) st = scaling_generate(s, b, &pts[i], err);
         free(ids);
-        ss_model_free(m);
+        ss_session_close(s);
         if (st) return st;
     }
     return SS_OK;
 }
 
-/* Speedup and efficiency (speedup / tp) against the first point (tp 1 in the usual "1,2,4"). */
+/* Speedup and efficiency (speedup / tp) against the first point (tp 1 in the usual "1,2,4"), and
+ * speculative decoding's speedup over plain decoding at each rank count. */
 static void print_scaling(const scaling_point *pts, int n, int ctx) {
     for (int i = 0; i < n; i++) {
         double speedup = pts[0].decode_tok_s > 0 ? pts[i].decode_tok_s / pts[0].decode_tok_s : 0;
-        printf("tp %d: decode @%d %.1f tok/s  speedup %.2fx  efficiency %.0f%%\n", pts[i].tp, ctx, pts[i].decode_tok_s,
+        printf("tp %d: decode @%d %.1f tok/s  speedup %.2fx  efficiency %.0f%%", pts[i].tp, ctx, pts[i].decode_tok_s,
                speedup, 100 * speedup * pts[0].tp / pts[i].tp);
+        if (pts[i].plain_tok_s > 0)
+            printf("  generate: plain %.1f tok/s, speculative %.1f tok/s (%.2fx)", pts[i].plain_tok_s, pts[i].spec_tok_s,
+                   pts[i].spec_tok_s / pts[i].plain_tok_s);
+        printf("\n");
     }
 }
+
+static json_t *rate_or_null(double v) { return v > 0 ? json_real(v) : json_null(); }
 
 static json_t *scaling_json(const scaling_point *pts, int n, int ctx) {
     json_t *a = json_array();
     for (int i = 0; i < n; i++) {
-        double speedup = pts[0].decode_tok_s > 0 ? pts[i].decode_tok_s / pts[0].decode_tok_s : 0;
-        json_array_append_new(a, json_pack("{s:i, s:i, s:f, s:f, s:f}", "tp", pts[i].tp, "context", ctx,
-                                           "decode_tokens_per_s", pts[i].decode_tok_s, "speedup", speedup,
-                                           "efficiency", speedup * pts[0].tp / pts[i].tp));
+        const scaling_point *p = &pts[i];
+        double speedup = pts[0].decode_tok_s > 0 ? p->decode_tok_s / pts[0].decode_tok_s : 0;
+        json_array_append_new(
+            a, json_pack("{s:i, s:i, s:f, s:f, s:f, s:o, s:o, s:o}", "tp", p->tp, "context", ctx, "decode_tokens_per_s",
+                         p->decode_tok_s, "speedup", speedup, "efficiency", speedup * pts[0].tp / p->tp,
+                         "plain_tokens_per_s", rate_or_null(p->plain_tok_s), "spec_tokens_per_s",
+                         rate_or_null(p->spec_tok_s), "spec_speedup",
+                         p->plain_tok_s > 0 ? json_real(p->spec_tok_s / p->plain_tok_s) : json_null()));
     }
     return a;
 }
@@ -260,44 +328,6 @@ static json_t *kernels_per_token_json(const kernel_numbers *k) {
                      k->sum.busy_us / k->steps, "gpu_us", k->sum.gpu_us / k->steps, "wall_us", k->wall_us);
 }
 
-typedef struct {
-    const char *label;
-    ss_stats total; /* summed over prompts */
-    double tok_s;   /* generated / decode seconds, over all prompts */
-} gen_numbers;
-
-static ss_status bench_generate(ss_session *s, const ss_params *p, gen_numbers *g, ss_error *err) {
-    memset(&g->total, 0, sizeof g->total);
-    double decode_ms = 0;
-    for (int i = 0; i < N_PROMPTS; i++) {
-        ss_session_reset(s);
-        ss_result r;
-        ss_status st = ss_session_generate(s, prompts[i], p, NULL, &r, err);
-        if (st) return st;
-        ss_stats *t = &g->total, *x = &r.stats;
-        t->generated += x->generated;
-        t->steps += x->steps;
-        t->proposed += x->proposed;
-        t->accepted += x->accepted;
-        for (int j = 0; j < SS_MAX_K; j++) {
-            t->pos_proposed[j] += x->pos_proposed[j];
-            t->pos_accepted[j] += x->pos_accepted[j];
-        }
-        t->ms_prefill += x->ms_prefill;
-        t->ms_draft += x->ms_draft;
-        t->ms_verify += x->ms_verify;
-        t->ms_calibrate += x->ms_calibrate;
-        t->has_draft = x->has_draft;
-        t->k = x->k;
-        decode_ms += x->ms_total - x->ms_prefill;
-        g->total.mean_accepted_length += x->generated - 1;
-        ss_result_free(&r);
-    }
-    g->tok_s = decode_ms > 0 ? (g->total.generated - N_PROMPTS) / (decode_ms / 1e3) : 0;
-    g->total.tokens_per_s = g->tok_s;
-    g->total.mean_accepted_length = g->total.steps ? g->total.mean_accepted_length / g->total.steps : 0;
-    return SS_OK;
-}
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -312,7 +342,8 @@ static void usage(FILE *out) {
             "With --tp N every measurement runs on the target split over N tensor-parallel ranks.\n\n"
             "  --prompt-len P         prefill benchmark length (default 512; 2048 on CUDA)\n"
             "  --tp-scaling LIST      also decode (at 128 tokens of context) with the target split over each\n"
-            "                         rank count of LIST, e.g. 1,2,4: tokens/s, speedup and efficiency\n"
+            "                         rank count of LIST, e.g. 1,2,4: tokens/s, speedup and efficiency;\n"
+            "                         with --draft, plain and speculative generation at each count too\n"
             "  --repeats R            timed repeats after one warm-up, median reported (default 5)\n"
             "  --trace FILE.json      after the timed runs, trace R*8 more decode steps at 128 tokens of\n"
             "                         context and write a Chrome trace (Perfetto; docs/trace.md)\n"
