@@ -9,7 +9,8 @@
 #      (scripts/make_random_model.py), again with PDL off and with the persistent kernel on, and
 #      on llama-3.2-1b with fusion / graphs off (--no-ab: none of these A/B runs);
 #   4. the 8B geometry at tp 2 against tp 1 (test_gpu_tp on it, then generate's tokens): both ranks
-#      on one GPU, and with 2 or more GPUs one rank per GPU; then decode scaling over 1, 2 (4) ranks;
+#      on one GPU, and with 2 or more GPUs one rank per GPU; then decode scaling over 1, 2 (4) ranks
+#      with prompt-lookup (ngram) speculative decoding's speedup at each;
 #   5. a summary table, printed last: a skipped GPU test reads SKIPPED (and fails the run), never
 #      passed, and a test part that could not run here (tp 2 with one GPU) has a "not run" row.
 # Full logs go to $OUT when it is set (else BUILD/gpu-check/). The whole run keeps under 8 minutes:
@@ -142,7 +143,9 @@ for preset in $PRESETS; do
             continue
         fi
         note "making $preset"
-        if ! PYTHONUNBUFFERED=1 run "$(left)" python3 scripts/make_random_model.py --preset "$preset" --out "$MODELS/$preset"; then
+        # The demo tokenizer beside the random weights: text prompts for bench's generation rows.
+        if ! PYTHONUNBUFFERED=1 run "$(left)" python3 scripts/make_random_model.py --preset "$preset" --out "$MODELS/$preset" \
+            --tokenizer models/demo/target; then
             note "FAILED: make_random_model.py --preset $preset"
             SUMMARY+=("$preset|model not made")
             FAILED=1
@@ -211,11 +214,27 @@ if [ "${gpus:-0}" -ge 2 ] && [ -f "$TPMODEL/config.json" ] && [ -f "$MODELS/llam
     [ "$gpus" -ge 4 ] && list=1,2,4
     note "bench --tp-scaling $list on llama-3.1-8b ($gpus GPUs)"
     if [ "$(left)" -gt 0 ] && timeout "$(left)" "$BUILD/specscope" bench --backend cuda --model "$MODELS/llama-3.1-8b" \
-        --tp-scaling "$list" --json >"$LOGS/bench-tp.json" 2>>"$LOG"; then
-        SUMMARY+=("tp scaling|$(python3 -c 'import json,sys; print(", ".join("tp %d %.1f tok/s (%.0f%%)" % (p["tp"], p["decode_tokens_per_s"], 100 * p["efficiency"]) for p in json.load(open(sys.argv[1]))["tp_scaling"]))' "$LOGS/bench-tp.json")")
+        --tp-scaling "$list" --draft ngram --json >"$LOGS/bench-tp.json" 2>>"$LOG"; then
+        SUMMARY+=("tp scaling|$(python3 -c 'import json,sys; print(", ".join("tp %d %.1f tok/s (%.0f%%), ngram speculative %s" % (p["tp"], p["decode_tokens_per_s"], 100 * p["efficiency"], "%.2fx" % p["spec_speedup"] if p["spec_speedup"] else "not measured") for p in json.load(open(sys.argv[1]))["tp_scaling"]))' "$LOGS/bench-tp.json")")
     else
         SUMMARY+=("tp scaling|FAILED (see gpu-check.log)")
         FAILED=1
+    fi
+    # The 70B geometry, 16 of its 80 layers (~30 GB: the whole model does not fit this disk), when
+    # time is left: decode scaling on its wider layers.
+    M70=$MODELS/llama-3.1-70b-16layers
+    if [ "$(left)" -gt 200 ] && { [ -f "$M70/config.json" ] || PYTHONUNBUFFERED=1 run "$(left)" python3 \
+        scripts/make_random_model.py --preset llama-3.1-70b --layers 16 --out "$M70"; }; then
+        note "bench --tp-scaling $list on the 70B geometry, 16 layers"
+        if timeout "$(left)" "$BUILD/specscope" bench --backend cuda --model "$M70" --tp-scaling "$list" --repeats 3 \
+            --json >"$LOGS/bench-tp-70b.json" 2>>"$LOG"; then
+            SUMMARY+=("tp scaling, 70B x16|$(python3 -c 'import json,sys; print(", ".join("tp %d %.1f tok/s (%.0f%%)" % (p["tp"], p["decode_tokens_per_s"], 100 * p["efficiency"]) for p in json.load(open(sys.argv[1]))["tp_scaling"]))' "$LOGS/bench-tp-70b.json")")
+        else
+            SUMMARY+=("tp scaling, 70B x16|FAILED (see gpu-check.log)")
+            FAILED=1
+        fi
+    else
+        SUMMARY+=("tp scaling, 70B x16|not run ($(left)s left)")
     fi
 else
     SUMMARY+=("several GPUs|not run: ${gpus:-0} GPU(s) here")
