@@ -184,6 +184,10 @@ static ss_status scaling_generate(ss_session *s, const bench_opts *b, scaling_po
 }
 
 static ss_status bench_scaling(const bench_opts *b, scaling_point *pts, ss_error *err) {
+    const char *shared = getenv("SPECSCOPE_TP_DEVICES"); /* engine/model.c: ranks take turns on fewer devices */
+    if (shared && *shared && b->o.session.backend != SS_BACKEND_CPU)
+        fprintf(stderr, "bench: SPECSCOPE_TP_DEVICES=%s: ranks may share devices, so --tp-scaling does not measure "
+                        "scaling over GPUs\n", shared);
     for (int i = 0; i < b->n_scaling; i++) {
         ss_session_opts so = b->o.session;
         so.tp = b->scaling_tp[i];
