@@ -7,9 +7,8 @@
  * absent); and one kernel on rank 0's device for CUDA ranks that NCCL cannot serve (ranks sharing a
  * device, or no libnccl.so.2: engine/cuda/peer_comm.cu), reading the other ranks' buffers through
  * peer access and summing in rank order like the host's. Like the backend ops, all_reduce_sum
- * returns nothing: it is issued in order with the
- * ranks' other ops (on their streams on CUDA, CUDA graph capture included) and keeps its first
- * failure, which ss_tp_comm_check reports. */
+ * returns nothing: it is issued in order with the ranks' other ops (on their streams on CUDA, CUDA
+ * graph capture included) and keeps its first failure, which ss_tp_comm_check reports. */
 #ifndef SPECSCOPE_TP_H
 #define SPECSCOPE_TP_H
 
