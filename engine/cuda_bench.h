@@ -13,7 +13,8 @@ extern "C" {
 
 /* Weight bytes per second of batch-1 matrix-vector products (the streaming rate of a decode step). */
 typedef struct {
-    double gemv;   /* the backend's GEMV kernel */
+    double gemv;       /* the backend's GEMV kernel */
+    double persistent; /* the same launches as phases of the persistent kernel (0: it does not take them) */
     double cublas; /* cuBLASLt, n = 1, the same layout (two products for gate/up) */
 } ss_gemv_rates;
 

@@ -101,17 +101,27 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total.
- * red: __shared__ float[32]. Contains __syncthreads. */
-__device__ __forceinline__ float block_sum(float v, float *red) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+/* __syncthreads, as a barrier argument of the functions below. */
+struct block_barrier {
+    __device__ __forceinline__ void operator()() const { __syncthreads(); }
+};
+
+/* Sum over the first `warps` warps of the block, which all call it and meet at sync (a barrier
+ * over exactly them); every caller gets the total. red: __shared__ float[32]. */
+template <typename Sync>
+__device__ __forceinline__ float block_sum(float v, float *red, int warps, Sync sync) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     v = warp_sum(v);
-    __syncthreads(); /* red may still be read from an earlier call */
+    sync(); /* red may still be read from an earlier call */
     if (lane == 0) red[warp] = v;
-    __syncthreads();
+    sync();
     float t = lane < warps ? red[lane] : 0.0f;
     return warp_sum(t);
 }
+
+/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets the total.
+ * red: __shared__ float[32]. Contains __syncthreads. */
+__device__ __forceinline__ float block_sum(float v, float *red) { return block_sum(v, red, blockDim.x >> 5, block_barrier()); }
 
 __host__ __device__ __forceinline__ int ceil_div(int a, int b) { return (a + b - 1) / b; }
 

@@ -12,8 +12,8 @@
  * q/k/v launch), teams of 2, 4 or 8 warps share a row, each member reading every team-th group of
  * 32 U chunks, so loads stay 512 contiguous bytes. The members' sums meet in shared memory at the
  * team's named barrier, and member 0 adds them in member order (the same bits on every run) and
- * writes the outputs. gemv_team picks the team size per launch; a team of one is the kernel as it
- * was before teams, instruction for instruction.
+ * writes the outputs. gemv() picks the team size per launch (team_for); a team of one is the kernel
+ * as it was before teams, instruction for instruction.
  *
  * Before waiting for the previous kernel, each warp already issues the loads of its first two
  * batches: weights never depend on earlier kernels, so the launch gap is spent fetching. Each warp
@@ -138,14 +138,9 @@ static int block_cap(int sms, int blocks_per_sm) {
     return sms * (per_sm > 0 ? per_sm : 1);
 }
 
-int gemv_team(const gemv_params &p, int sms, int blocks_per_sm) {
-    const int kind = gemv_kind(p);
-    return team_for(kind, total_units(p, kind), p.cols, block_cap(sms, blocks_per_sm));
-}
-
-cudaError_t gemv(const launch_ctx &c, const gemv_params &p, int blocks_per_sm) {
+cudaError_t gemv(const launch_ctx &c, const gemv_params &p, int blocks_per_sm, bool teams) {
     const int kind = gemv_kind(p), units = total_units(p, kind);
-    const int cap = block_cap(c.sms, blocks_per_sm), team = team_for(kind, units, p.cols, cap);
+    const int cap = block_cap(c.sms, blocks_per_sm), team = teams ? team_for(kind, units, p.cols, cap) : 1;
     return launch_kernel(c, gemv_variant(kind, p.nvec, team), dim3(gemv_blocks(units, team, cap)), dim3(GEMV_THREADS),
                          gemv_smem(p.cols, p.nvec), p);
 }

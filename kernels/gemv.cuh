@@ -20,8 +20,10 @@ __device__ __forceinline__ int xpad(int c) { return c + ((c >> 5) << 2); }
 __host__ __device__ static inline int vector_stride(int cols) { return cols + 4 * (cols / 32 + 1); }
 
 /* Stages vector v of x (normalised when asked) into shared memory; block 0 writes the normalised
- * vector out. x is read through L2 (ld.cg): inside a persistent kernel other blocks wrote it. */
-static __device__ void stage_vector(const gemv_params &p, int vec, float *xs, int block) {
+ * vector out. x is read through L2 (ld.cg): inside a persistent kernel other blocks wrote it. Run by
+ * the block's first GEMV_THREADS threads, which meet at sync (the caller synchronises after). */
+template <typename Sync>
+__device__ __forceinline__ void stage_vector(const gemv_params &p, int vec, float *xs, int block, Sync sync) {
     __shared__ float red[32];
     const int cols = p.cols;
     const float *x = p.x + (size_t)vec * cols;
@@ -40,7 +42,7 @@ static __device__ void stage_vector(const gemv_params &p, int vec, float *xs, in
         }
     }
     if (!p.norm) return; /* the caller synchronises */
-    ss = block_sum(ss, red);
+    ss = block_sum(ss, red, GEMV_WARPS, sync);
     const float inv = 1.0f / sqrtf(ss / (float)cols + p.eps);
     for (int c = threadIdx.x; c < cols; c += GEMV_THREADS) {
         float v = xs[xpad(c)] * inv;
@@ -86,6 +88,22 @@ __host__ __device__ __forceinline__ int total_units(const gemv_params &p, int ki
     return units;
 }
 
+/* The walk of warp `warp` of block `block` in a launch of `grid` blocks, U loads per lane and row
+ * in a batch. */
+template <int KIND>
+__device__ __forceinline__ warp_walk walk_of(const gemv_params &p, int block, int grid, int warp, int team, int U) {
+    const int units = total_units(p, KIND);
+    warp_walk w;
+    w.team = team;
+    w.member = warp % team;
+    w.first_unit = block * (GEMV_WARPS / team) + warp / team;
+    w.stride = grid * (GEMV_WARPS / team);
+    w.nchunks = p.cols / 8;
+    w.nbatches = ceil_div(w.nchunks, 32 * U * team);
+    w.steps = w.first_unit < units ? ceil_div(units - w.first_unit, w.stride) * w.nbatches : 0;
+    return w;
+}
+
 /* Where unit u's results go: segment and rows r[0], r[1]. Pairs of a rotated segment are the
  * rotate_half partners (d, d + head_dim / 2) of one head, so the epilogue holds both. */
 template <int KIND>
@@ -104,14 +122,26 @@ __device__ __forceinline__ int unit_rows(const gemv_params &p, int u, int r[2]) 
     return s;
 }
 
+/* The segment and rows of step s's unit. */
+template <int KIND>
+__device__ __forceinline__ int step_rows(const gemv_params &p, const warp_walk &w, int s, int r[2]) {
+    return unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
+}
+
+/* Row k (of the R a unit reads) of segment seg's weight. */
+template <int KIND>
+__device__ __forceinline__ const uint16_t *unit_row(const gemv_params &p, int seg, const int r[2], int k) {
+    return p.seg[KIND == GEMV_GLU ? k : seg].w + (size_t)r[k] * p.cols;
+}
+
 template <int KIND, int R, int U>
 __device__ __forceinline__ void load_step(const gemv_params &p, const warp_walk &w, int s, int lane, uint4 buf[R][U]) {
     int r[2];
-    const int seg = unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
+    const int seg = step_rows<KIND>(p, w, s, r);
     const uint4 *rows[R];
 #pragma unroll
     for (int k = 0; k < R; k++)
-        rows[k] = reinterpret_cast<const uint4 *>(p.seg[KIND == GEMV_GLU ? k : seg].w + (size_t)r[k] * p.cols);
+        rows[k] = reinterpret_cast<const uint4 *>(unit_row<KIND>(p, seg, r, k));
     load_batch<R, U>(rows, team_batch(w, s), lane, w.nchunks, buf);
 }
 
@@ -158,7 +188,7 @@ template <int KIND, int NV>
 __device__ __forceinline__ void load_residual(const gemv_params &p, const warp_walk &w, int s, int lane, float resid[NV]) {
     if (KIND != GEMV_ROWS || !p.residual || lane != 0 || w.member != 0 || s % w.nbatches != w.nbatches - 1) return;
     int r[2];
-    const int seg = unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
+    const int seg = step_rows<KIND>(p, w, s, r);
 #pragma unroll
     for (int v = 0; v < NV; v++)
         if (v < p.nvec) resid[v] = __ldcg(p.residual + (size_t)v * p.seg[seg].rows + r[0]);
@@ -196,18 +226,15 @@ __device__ __forceinline__ void team_sum(const warp_walk &w, int unit, int lane,
                 if (v < nv) acc[k][v] += slot[m - 1][k * NV + v];
 }
 
-/* Accumulates step s from buf; at the last batch of a unit, reduces over the warp (and the team),
- * writes the unit's outputs (member 0's epilogues; resid: load_residual's values for the unit) and
- * clears acc. */
-template <int KIND, int NV, int R, int U>
-__device__ __forceinline__ void consume_step(const gemv_params &p, const warp_walk &w, int s, int lane, int xstride,
-                                             const float *xs, const uint4 buf[R][U], float acc[R][NV],
-                                             const float resid[NV]) {
-    const int nv = p.nvec, batch = team_batch(w, s);
+/* Adds batch `batch` (of the warp's share of the unit: team_batch) of the unit's rows, in buf, times
+ * the staged vectors to acc: lane l sums its chunks in order, the order every path keeps. */
+template <int NV, int R, int U>
+__device__ __forceinline__ void accumulate_batch(int nv, int batch, int lane, int nchunks, int xstride, const float *xs,
+                                                 const uint4 buf[R][U], float acc[R][NV]) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int j = lane + 32 * (batch * U + u);
-        if (j < w.nchunks) {
+        if (j < nchunks) {
 #pragma unroll
             for (int v = 0; v < NV; v++) {
                 if (v >= nv) break;
@@ -219,10 +246,14 @@ __device__ __forceinline__ void consume_step(const gemv_params &p, const warp_wa
             }
         }
     }
-    if (s % w.nbatches != w.nbatches - 1) return;
-    if (w.team > 1) team_sum<R, NV>(w, s / w.nbatches, lane, nv, acc);
-    int r[2];
-    const int seg = unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
+}
+
+/* After a unit's last batch: reduces acc over the warp (and the team), writes the unit's outputs
+ * (member 0's epilogues; seg, r: the unit's rows; resid: its residual entries) and clears acc. */
+template <int KIND, int NV, int R>
+__device__ __forceinline__ void finish_unit(const gemv_params &p, const warp_walk &w, int unit_of_warp, int seg,
+                                            const int r[2], int lane, int nv, float acc[R][NV], const float resid[NV]) {
+    if (w.team > 1) team_sum<R, NV>(w, unit_of_warp, lane, nv, acc);
 #pragma unroll
     for (int v = 0; v < NV; v++) {
         if (v >= nv) break;
@@ -232,6 +263,19 @@ __device__ __forceinline__ void consume_step(const gemv_params &p, const warp_wa
         if (R == 1) y[1] = 0.0f;
         if (lane == 0 && w.member == 0) unit_epilogue<KIND>(p, seg, r, v, y, resid[v]);
     }
+}
+
+/* Accumulates step s from buf; at the last batch of a unit, finishes the unit (resid:
+ * load_residual's values for it). */
+template <int KIND, int NV, int R, int U>
+__device__ __forceinline__ void consume_step(const gemv_params &p, const warp_walk &w, int s, int lane, int xstride,
+                                             const float *xs, const uint4 buf[R][U], float acc[R][NV],
+                                             const float resid[NV]) {
+    accumulate_batch<NV, R, U>(p.nvec, team_batch(w, s), lane, w.nchunks, xstride, xs, buf, acc);
+    if (s % w.nbatches != w.nbatches - 1) return;
+    int r[2];
+    const int seg = step_rows<KIND>(p, w, s, r);
+    finish_unit<KIND, NV, R>(p, w, s / w.nbatches, seg, r, lane, p.nvec, acc, resid);
 }
 
 /* The constants the block reads after its wait, into L1 before it: the norm weight (read in
@@ -248,7 +292,7 @@ __device__ __forceinline__ void prefetch_constants(const gemv_params &p) {
  * the previous work is done (weight loads, constants) and the rest: the PDL wait in gemv_kernel, a
  * grid barrier in the persistent kernel. xs: the dynamic shared memory (gemv_smem). NV: the most
  * vectors this instantiation takes (p.nvec <= NV). LOADS: 16-byte loads per lane in one batch (U per
- * row of a unit of R rows). team: warps sharing a unit (1, 2, 4 or 8; gemv_team in gemv.cu picks
+ * row of a unit of R rows). team: warps sharing a unit (1, 2, 4 or 8; team_for in gemv.cu picks
  * it), a constant in every caller so that team 1 compiles to the code without teams (no barrier, no
  * shared memory). Software-pipelined: the loads of step s + 1 are in flight while step s is summed,
  * and step s + 2's go out right after (two register buffers, up to 2U loads outstanding per lane,
@@ -258,15 +302,8 @@ template <int KIND, int NV, int LOADS, typename Wait>
 __device__ __forceinline__ void gemv_run(const gemv_params &p, float *xs, int block, int grid, Wait wait, int team = 1) {
     constexpr int R = KIND == GEMV_ROWS ? 1 : 2, U = LOADS / R;
     const int xstride = vector_stride(p.cols);
-    const int lane = threadIdx.x & 31, units = total_units(p, KIND);
-    warp_walk w;
-    w.team = team;
-    w.member = (threadIdx.x >> 5) % team;
-    w.first_unit = block * (GEMV_WARPS / team) + (threadIdx.x >> 5) / team;
-    w.stride = grid * (GEMV_WARPS / team);
-    w.nchunks = p.cols / 8;
-    w.nbatches = ceil_div(w.nchunks, 32 * U * team);
-    w.steps = w.first_unit < units ? ceil_div(units - w.first_unit, w.stride) * w.nbatches : 0;
+    const int lane = threadIdx.x & 31;
+    const warp_walk w = walk_of<KIND>(p, block, grid, threadIdx.x >> 5, team, U);
 
     /* The first two steps' loads go out before the wait (weights are constant): the block fetches
      * while the previous kernel (or phase) finishes. */
@@ -279,7 +316,7 @@ __device__ __forceinline__ void gemv_run(const gemv_params &p, float *xs, int bl
     float ra[NV], rb[NV];
     load_residual<KIND, NV>(p, w, 0, lane, ra);
     load_residual<KIND, NV>(p, w, 1, lane, rb);
-    for (int v = 0; v < p.nvec; v++) stage_vector(p, v, xs + v * xstride, block);
+    for (int v = 0; v < p.nvec; v++) stage_vector(p, v, xs + v * xstride, block, block_barrier());
     __syncthreads();
 
     float acc[R][NV];

@@ -122,12 +122,11 @@ bool gemv_supported(int cols, int nvec, size_t smem_optin);
 int gemv_max_vectors(int cols, size_t smem_optin);
 /* blocks_per_sm: resident blocks per multiprocessor for this shape (the caller caches
  * gemv_occupancy's answer); the launch uses at most 2 of them so that the next kernel's blocks can
- * start loading while this one drains. It picks how many warps share each unit (split-K inside
- * the block, gemv.cu) and the grid from the shape. */
+ * start loading while this one drains. It picks the grid from the shape and, when teams is true,
+ * how many warps share each unit (split-K inside the block, gemv.cu); false: one warp a unit, the
+ * order of sums the persistent kernel's phases keep. */
 int gemv_occupancy(int kind, int cols, int nvec);
-cudaError_t gemv(const launch_ctx &c, const gemv_params &p, int blocks_per_sm);
-/* The warps per unit (1, 2, 4, 8) that gemv() picks for this launch on `sms` multiprocessors. */
-int gemv_team(const gemv_params &p, int sms, int blocks_per_sm);
+cudaError_t gemv(const launch_ctx &c, const gemv_params &p, int blocks_per_sm, bool teams);
 /* out[i, r] = x[i, :] . W[r, :] (+ bias) for any n, rows, cols: the plain path for shapes the fast
  * kernels do not take (cols not a multiple of 8, or too long for shared memory). */
 cudaError_t matmul_plain(const launch_ctx &c, float *out, const float *x, const uint16_t *w, const uint16_t *bias, int n,
@@ -176,8 +175,9 @@ cudaError_t setup_attention(size_t smem_optin);
 /* ---------------------------------------------------------------- persistent.cu */
 
 /* Launches of one-vector GEMVs and decode attention, recorded as the phases of one persistent
- * kernel (one grid, a grid barrier between phases; the GEMV phases load their first weights before
- * the barrier). The phases compute exactly what the separate launches would. */
+ * kernel (one grid, a grid barrier between phases; the GEMV phases stream their weights through
+ * per-warp shared-memory rings that run ahead across phases). The phases compute exactly what the
+ * separate launches would with teams of one warp. */
 enum { PHASE_ATTN = GEMV_KINDS };
 struct phase {
     int kind; /* a GEMV kind (GEMV_ROWS, ...), or PHASE_ATTN */
@@ -190,17 +190,22 @@ struct phase {
 struct persistent_params {
     unsigned *barrier; /* 2 words, zero before the first launch (each launch leaves the count zero) */
     int count;
+    int depth;             /* ring slots per warp (persistent() sets it) */
+    unsigned ring_offset;  /* where the rings start in dynamic shared memory (persistent() sets it) */
     phase ph[SK_PERSIST_MAX_PHASES];
 };
 /* Whether a launch can be a phase. */
 bool persistent_takes(const gemv_params &p, size_t smem_optin);
 bool persistent_takes(const attn_params &p);
-/* Dynamic shared memory a GEMV phase over cols columns needs (a launch takes its phases' largest). */
+/* Bytes of the input vector a GEMV phase over cols columns stages (a launch takes its phases'
+ * largest, xbytes), and the dynamic shared memory of a launch with that largest vector. */
 size_t persistent_smem_of(int cols);
+size_t persistent_smem(size_t xbytes, size_t smem_optin);
 /* Resident blocks per SM at this shared memory: 1 (the kernel takes up to 255 registers a thread), or
  * 0 when it cannot run. The grid is SMs times this: every block must be resident for the barrier. */
 int persistent_blocks_per_sm(size_t smem);
-cudaError_t persistent(const launch_ctx &c, const persistent_params &p, size_t smem, int blocks);
+/* Launches the phases of p (setting its ring depth and offset) on `blocks` blocks. */
+cudaError_t persistent(const launch_ctx &c, persistent_params &p, size_t xbytes, int blocks);
 cudaError_t setup_persistent(size_t smem_optin);
 
 /* ---------------------------------------------------------------- sampling.cu */

@@ -1,45 +1,74 @@
-/* persistent.cu — a run of decode kernels as one persistent kernel (opt-in, and slower so far).
+/* persistent.cu — a run of decode kernels as one persistent kernel whose GEMVs stream their
+ * weights through shared memory with bulk asynchronous copies.
  *
  * A decode step is ~5 kernels a layer (q/k/v GEMV, attention, o GEMV, gate/up GEMV, down GEMV),
  * each a few to tens of microseconds of weight streaming, and each kernel boundary drains one grid
- * and ramps up the next. Here one grid (one block per SM, all resident) runs the launches as
- * phases separated by a grid barrier; each GEMV phase issues its first two batches of weight loads
- * *before* the barrier, so the memory pipe stays busy across the phase boundary.
+ * and ramps up the next: with the register-pipelined GEMV (gemv.cu) every launch spends a fixed
+ * 5-8 us ramping up and draining, which held the 1B geometry at ~60% of the copy bandwidth
+ * (docs/cuda.md). Here one grid (one block of 8 warps per SM, all resident) runs the launches as
+ * phases separated by grid barriers, and the weights never wait for them:
  *
- * The phases run the same device code as the separate kernels (gemv_run, attn_decode_run), so the
- * results are the same bits (tests/gpu/test_gpu_ops.c). Attention phases run two 128-thread
- * attention blocks per 256-thread block, each on its own named barrier. What one phase wrote, the
- * next reads through L2 (ld.cg), never through a possibly stale L1 line.
+ * - Each warp owns a ring of `depth` slots of shared memory (4 KB each, one GEMV step: the same
+ *   4 KB of a row, or 2 KB of each of two rows, that a warp of the register kernel loads in one
+ *   batch), filled by bulk copies (bulk.cuh) that complete an mbarrier per slot. No registers are
+ *   held for bytes in flight, so a block keeps 128-160 KB of weights in flight per SM.
+ * - The warp's copies follow its steps through *every* GEMV phase of the launch: when a slot has
+ *   been read it is refilled with the warp's next step, which may belong to the next GEMV phase
+ *   (weights never depend on earlier phases). So while a warp waits at a grid barrier, runs an
+ *   attention phase or stages the next input vector, its ring keeps filling with the next
+ *   projection's weights: the memory pipe stays busy across phase boundaries instead of draining.
+ * - A warp reads a slot into registers and runs the register kernel's consume_step on it: each
+ *   lane sums the same chunks in the same order, so a phase computes exactly the bits the separate
+ *   kernel does with teams of one warp (tests/gpu/test_gpu_ops.c checks it), and greedy
+ *   speculative decoding (verification through the register kernel) keeps plain greedy's choices.
  *
- * Why it is off by default (H200, docs/cuda.md): a GEMV keeps its loads in flight in registers,
- * and the separate kernels run 2 blocks of 256 threads per SM at 128 registers, 128 KB in flight per
- * SM. Two phase bodies in one kernel need more registers than either alone: at 2 blocks per SM the
- * kernel spilled ~1 KB per thread in its inner loops (1B decode 534 tok/s against 1020), and at one
- * block per SM (255 registers, no spills; this version) half the loads are in flight (1B 737,
- * 8B 182 against 1032 and 219). The way forward is a GEMV that streams weights into a shared-memory
- * ring with bulk asynchronous copies (no registers held per load), which this kernel can then run.
+ * Attention phases run two 128-thread attention blocks per 256-thread block, each on its own named
+ * barrier. What one phase wrote, the next reads through L2 (ld.cg), never a possibly stale L1 line.
  *
  * Deadlock rule: the grid barrier needs every block resident, so the kernel lets the next kernel
  * launch early (PDL) only in its last phase, after the last barrier; and the first phase waits for
  * the previous kernel with the PDL wait, not a barrier. */
 #include "attention_decode.cuh"
+#include "bulk.cuh"
 #include "gemv.cuh"
 
 namespace sk {
 
 static_assert(sizeof(persistent_params) <= 32764, "a launch's parameters must fit the 32 KB kernel parameter limit");
 
-/* Loads in flight per lane and batch in a GEMV phase. */
-#define PERSIST_GEMV_LOADS 8
+/* Bytes of a ring slot: one step of a warp, GEMV_LOADS 16-byte chunks per lane (R rows of
+ * SLOT / R bytes each). */
+#define BULK_SLOT (32 * 16 * GEMV_LOADS)
+#define PERSIST_MAX_DEPTH 8
+/* The GEMV_WARPS warps that compute, and one that issues every copy. */
+#define PERSIST_THREADS (GEMV_THREADS + 32)
+#define PERSIST_PRODUCER GEMV_WARPS
 
-/* Static shared memory: the two attention blocks' state and the GEMV's reduction buffer. */
-#define PERSIST_STATIC_SMEM (2 * sizeof(attn_decode_smem) + 1024)
+/* The rings' bookkeeping: for each computing warp, a "full" mbarrier a slot (the producer's
+ * arrival and the copy's bytes) and an "empty" one (the warp's arrival when it has read the slot),
+ * and the producer's copy of the phase it is copying for that warp. */
+struct ring_smem {
+    uint64_t full[GEMV_WARPS][PERSIST_MAX_DEPTH], empty[GEMV_WARPS][PERSIST_MAX_DEPTH];
+    gemv_params prod[GEMV_WARPS];
+};
+
+/* Static shared memory: the two attention blocks' state, the rings' bookkeeping, the phase's
+ * parameters and the GEMV's reduction buffer. */
+#define PERSIST_STATIC_SMEM (2 * sizeof(attn_decode_smem) + sizeof(ring_smem) + sizeof(phase) + 1024)
+
+/* The barrier of the computing warps (the producer never waits with them): named barrier 15 (the
+ * attention blocks take 1 and 2). */
+struct compute_barrier {
+    __device__ __forceinline__ void operator()() const {
+        asm volatile("bar.sync 15, %0;" ::"n"(GEMV_THREADS) : "memory");
+    }
+};
 
 /* Every block arrives, then all leave: bar[0] counts arrivals, bar[1] is the generation the last
  * arrival bumps (after putting the count back to zero). Writes before the barrier are visible to
  * every block after it (fences around the arrival, as cooperative groups' grid sync). */
 __device__ __forceinline__ void grid_barrier(unsigned *bar, unsigned blocks) {
-    __syncthreads();
+    compute_barrier()();
     if (threadIdx.x == 0) {
         volatile unsigned *gen = bar + 1;
         const unsigned g = *gen;
@@ -54,12 +83,12 @@ __device__ __forceinline__ void grid_barrier(unsigned *bar, unsigned blocks) {
         }
         __threadfence();
     }
-    __syncthreads();
+    compute_barrier()();
 }
 
-/* What a phase does between its early loads and the rest: the first phase waits for the previous
- * kernel (PDL), the others for every block to finish the phase before (grid barrier); the last lets
- * the next kernel launch (only then: all of this grid is resident). By value: no locals in memory. */
+/* What a phase does before the rest: the first phase waits for the previous kernel (PDL), the
+ * others for every block to finish the phase before (grid barrier); the last lets the next kernel
+ * launch (only then: all of this grid is resident). By value: no locals in memory. */
 struct phase_wait {
     bool first, last;
     unsigned *barrier;
@@ -72,11 +101,179 @@ struct phase_wait {
     }
 };
 
-/* Each phase kind is its own function (not inlined), so that each gets the register allocation
- * its separate kernel has, without spills from the others. */
+/* Loads in flight per lane and row in a step: the register kernel's, so the steps are its batches. */
+template <int KIND> __host__ __device__ constexpr int step_loads() { return GEMV_LOADS / (KIND == GEMV_ROWS ? 1 : 2); }
+
+/* Computing warp `warp`'s walk through a GEMV phase (one warp a unit). */
+template <int KIND>
+__device__ __forceinline__ warp_walk phase_walk(const gemv_params &p, int warp) {
+    return walk_of<KIND>(p, blockIdx.x, gridDim.x, warp, 1, step_loads<KIND>());
+}
+
+/* ---------------------------------------------------------------- the producer */
+
+/* Lane c of the producer warp fills computing warp c's ring: it walks the launch's GEMV phases in
+ * order (phase `index`, pp.count when none is left; its `kind`; the steps `left` there) and the
+ * warp's units and batches in each, copying a step into each slot the warp has released. It reads
+ * a phase's parameters from its copy in shared memory (`prod`), and only when a unit starts. */
+struct ring_writer {
+    uint64_t *full, *empty;
+    char *slots;
+    gemv_params *prod;
+    int warp, depth, put;
+    unsigned parity; /* of the empty phase the next slot must have completed (1 first: all free) */
+    int index, kind, left;
+    int unit, stride, batch, nbatches;
+    int pieces, piece, row_bytes; /* rows a step reads (R), bytes of each in a step, bytes of a row */
+    const char *src[2];           /* the unit's rows */
+};
+
+/* Moves the writer to the next GEMV phase in which its warp has steps (or past the last). */
+__device__ __forceinline__ void writer_next_phase(ring_writer &wr, const persistent_params &pp) {
+    for (wr.index++; wr.index < pp.count; wr.index++) {
+        wr.kind = pp.ph[wr.index].kind;
+        if (wr.kind == PHASE_ATTN) continue;
+        static_assert(sizeof(gemv_params) % 4 == 0, "parameters copy as words");
+        const unsigned *from = reinterpret_cast<const unsigned *>(&pp.ph[wr.index].gemv);
+        for (int w = 0; w < (int)(sizeof(gemv_params) / 4); w++) reinterpret_cast<unsigned *>(wr.prod)[w] = from[w];
+        const warp_walk w = wr.kind == GEMV_ROWS  ? phase_walk<GEMV_ROWS>(*wr.prod, wr.warp)
+                            : wr.kind == GEMV_GLU ? phase_walk<GEMV_GLU>(*wr.prod, wr.warp)
+                                                  : phase_walk<GEMV_PAIRS>(*wr.prod, wr.warp);
+        wr.left = w.steps, wr.unit = w.first_unit, wr.stride = w.stride;
+        wr.batch = 0, wr.nbatches = w.nbatches;
+        wr.pieces = wr.kind == GEMV_ROWS ? 1 : 2;
+        wr.piece = BULK_SLOT / wr.pieces, wr.row_bytes = 2 * wr.prod->cols;
+        if (wr.left > 0) return;
+    }
+}
+
+/* The rows of the writer's unit. */
+template <int KIND>
+__device__ __forceinline__ void unit_sources(ring_writer &wr) {
+    int r[2];
+    const int seg = unit_rows<KIND>(*wr.prod, wr.unit, r);
+    for (int k = 0; k < (KIND == GEMV_ROWS ? 1 : 2); k++)
+        wr.src[k] = reinterpret_cast<const char *>(unit_row<KIND>(*wr.prod, seg, r, k));
+}
+
+/* Copies the warp's next step into the next slot (released by the warp: the caller checked). */
+__device__ __forceinline__ void writer_push(ring_writer &wr, const persistent_params &pp) {
+    if (wr.batch == 0) {
+        if (wr.kind == GEMV_ROWS) unit_sources<GEMV_ROWS>(wr);
+        else if (wr.kind == GEMV_GLU) unit_sources<GEMV_GLU>(wr);
+        else unit_sources<GEMV_PAIRS>(wr);
+    }
+    const int at = wr.batch * wr.piece;
+    const uint32_t bytes = wr.row_bytes - at < wr.piece ? wr.row_bytes - at : wr.piece;
+    char *dst = wr.slots + (size_t)wr.put * BULK_SLOT;
+    mbar_expect(wr.full + wr.put, wr.pieces * bytes);
+    bulk_copy(dst, wr.src[0] + at, bytes, wr.full + wr.put);
+    if (wr.pieces == 2) bulk_copy(dst + wr.piece, wr.src[1] + at, bytes, wr.full + wr.put);
+    if (++wr.batch == wr.nbatches) wr.batch = 0, wr.unit += wr.stride;
+    if (++wr.put == wr.depth) wr.put = 0, wr.parity ^= 1;
+    if (--wr.left == 0) writer_next_phase(wr, pp);
+}
+
+/* The producer warp: lanes 0 .. GEMV_WARPS - 1 fill their warps' rings until every step of the
+ * launch is copied, sleeping briefly when no ring has a free slot. Weights only: no wait for
+ * earlier kernels or phases, except the PDL wait every thread makes before it returns. */
+__device__ void produce(const persistent_params &pp, ring_smem &rs, char *rings, int lane) {
+    ring_writer wr = {};
+    bool live = lane < GEMV_WARPS;
+    if (live) {
+        wr.full = rs.full[lane], wr.empty = rs.empty[lane], wr.prod = &rs.prod[lane];
+        wr.slots = rings + (size_t)lane * pp.depth * BULK_SLOT;
+        wr.warp = lane, wr.depth = pp.depth, wr.parity = 1, wr.index = -1;
+        writer_next_phase(wr, pp);
+        live = wr.index < pp.count;
+    }
+    while (__any_sync(0xffffffffu, live)) {
+        const bool ready = live && mbar_test(wr.empty + wr.put, wr.parity);
+        if (ready) {
+            writer_push(wr, pp);
+            live = wr.index < pp.count;
+        }
+        if (!__any_sync(0xffffffffu, ready)) __nanosleep(32);
+    }
+    pdl_wait();
+}
+
+/* ---------------------------------------------------------------- the computing warps */
+
+/* A computing warp's side of its ring: the slot it reads next and the full phase it waits for. */
+struct ring_reader {
+    uint64_t *full, *empty;
+    const char *slots;
+    int depth, take;
+    unsigned parity;
+};
+
+/* Waits for the oldest slot and reads batch `batch` of a unit from it (lane l: the register
+ * kernel's chunks l, l + 32, ... of the batch). */
+template <int R, int U>
+__device__ __forceinline__ void ring_read(const ring_reader &rd, int batch, int nchunks, int lane, uint4 buf[R][U]) {
+    mbar_wait(rd.full + rd.take, rd.parity);
+    const char *src = rd.slots + (size_t)rd.take * BULK_SLOT;
+    const int first = 32 * batch * U;
+#pragma unroll
+    for (int u = 0; u < U; u++)
+#pragma unroll
+        for (int k = 0; k < R; k++)
+            buf[k][u] = first + lane + 32 * u < nchunks ? lds16(src + k * (BULK_SLOT / R) + 16 * (lane + 32 * u))
+                                                        : make_uint4(0, 0, 0, 0);
+}
+
+/* Hands the slot back to the producer. After the values read from it were used (so the reads are
+ * complete), and after the whole warp's (the __syncwarp). */
+__device__ __forceinline__ void ring_release(ring_reader &rd, int lane) {
+    __syncwarp();
+    if (lane == 0) mbar_arrive(rd.empty + rd.take);
+    if (++rd.take == rd.depth) rd.take = 0, rd.parity ^= 1;
+}
+
+/* Lane l's residual entry for the warp's unit l (l < 32; the epilogue of unit n takes lane n's by
+ * shuffle): loaded together right after the wait, instead of one dependent round trip a unit. */
+template <int KIND>
+__device__ __forceinline__ float residual_of_lane(const gemv_params &p, const warp_walk &w, int lane) {
+    if (KIND != GEMV_ROWS || !p.residual || lane * w.nbatches >= w.steps) return 0.0f;
+    int r[2];
+    unit_rows<KIND>(p, w.first_unit + lane * w.stride, r);
+    return __ldcg(p.residual + r[0]);
+}
+
+/* A GEMV phase: the warp's units one after another, each read batch by batch from the ring. */
 template <int KIND, typename Wait>
-__device__ __forceinline__ void gemv_phase(const gemv_params &p, float *xs, Wait wait) {
-    gemv_run<KIND, 1, PERSIST_GEMV_LOADS>(p, xs, blockIdx.x, gridDim.x, wait);
+__device__ __forceinline__ void gemv_phase(const gemv_params &p, float *xs, ring_reader &rd, Wait wait) {
+    constexpr int R = KIND == GEMV_ROWS ? 1 : 2, U = step_loads<KIND>();
+    const int lane = threadIdx.x & 31;
+    const warp_walk w = phase_walk<KIND>(p, threadIdx.x >> 5);
+    const int nchunks = w.nchunks, nbatches = w.nbatches, xstride = vector_stride(p.cols);
+    prefetch_constants(p);
+    wait();
+    const bool residual = KIND == GEMV_ROWS && p.residual;
+    const float resid_lane = residual_of_lane<KIND>(p, w, lane);
+    stage_vector(p, 0, xs, blockIdx.x, compute_barrier());
+    compute_barrier()();
+    float acc[R][1];
+#pragma unroll
+    for (int k = 0; k < R; k++) acc[k][0] = 0.0f;
+    int unit = w.first_unit;
+    for (int n = 0; n * nbatches < w.steps; n++, unit += w.stride) {
+        for (int b = 0; b < nbatches; b++) {
+            uint4 buf[R][U];
+            ring_read<R, U>(rd, b, nchunks, lane, buf);
+            accumulate_batch<1, R, U>(1, b, lane, nchunks, xstride, xs, buf, acc);
+            ring_release(rd, lane);
+        }
+        int r[2];
+        const int seg = unit_rows<KIND>(p, unit, r);
+        float resid[1] = {0.0f};
+        if (residual) {
+            resid[0] = __shfl_sync(0xffffffffu, resid_lane, n & 31);
+            if (n >= 32 && lane == 0) resid[0] = __ldcg(p.residual + r[0]);
+        }
+        finish_unit<KIND, 1, R>(p, w, n, seg, r, lane, 1, acc, resid);
+    }
 }
 
 /* The attention launch's blocks (split fastest, then head, then query), two at a time per block. */
@@ -101,23 +298,33 @@ __device__ __forceinline__ void attention_phase(const attn_params &p, attn_decod
     }
 }
 
-__global__ void __launch_bounds__(GEMV_THREADS, 1) persistent_kernel(const __grid_constant__ persistent_params pp) {
-    extern __shared__ __align__(16) float xs[];
+__global__ void __launch_bounds__(PERSIST_THREADS, 1) persistent_kernel(const __grid_constant__ persistent_params pp) {
+    extern __shared__ __align__(128) float xs[]; /* the input vector, then the warps' rings */
     __shared__ attn_decode_smem sm[GEMV_THREADS / DEC_THREADS];
     __shared__ __align__(16) phase ph;
+    __shared__ __align__(16) ring_smem rs;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    char *rings = reinterpret_cast<char *>(xs) + pp.ring_offset;
+    if (warp == PERSIST_PRODUCER && lane < GEMV_WARPS) {
+        for (int d = 0; d < pp.depth; d++) mbar_init(&rs.full[lane][d]), mbar_init(&rs.empty[lane][d]);
+        mbar_init_done();
+    }
+    __syncthreads(); /* the only barrier of the whole block: the producer then runs on its own */
+    if (warp == PERSIST_PRODUCER) return produce(pp, rs, rings, lane);
+    ring_reader rd = {rs.full[warp], rs.empty[warp], rings + (size_t)warp * pp.depth * BULK_SLOT, pp.depth, 0, 0};
     for (int i = 0; i < pp.count; i++) {
         /* The phase's parameters into shared memory: indexed by i they are no longer constant-bank
          * operands, and the GEMV reads them in its inner loop. */
-        __syncthreads(); /* the last phase is done with ph */
+        compute_barrier()(); /* the last phase is done with ph */
         static_assert(sizeof(phase) % 4 == 0, "phases copy as words");
         const unsigned *from = reinterpret_cast<const unsigned *>(&pp.ph[i]);
         for (int w = threadIdx.x; w < (int)(sizeof(phase) / 4); w += GEMV_THREADS) reinterpret_cast<unsigned *>(&ph)[w] = from[w];
-        __syncthreads();
+        compute_barrier()();
         const phase_wait wait = {i == 0, i == pp.count - 1, pp.barrier};
         switch (ph.kind) {
-        case GEMV_ROWS: gemv_phase<GEMV_ROWS>(ph.gemv, xs, wait); break;
-        case GEMV_GLU: gemv_phase<GEMV_GLU>(ph.gemv, xs, wait); break;
-        case GEMV_PAIRS: gemv_phase<GEMV_PAIRS>(ph.gemv, xs, wait); break;
+        case GEMV_ROWS: gemv_phase<GEMV_ROWS>(ph.gemv, xs, rd, wait); break;
+        case GEMV_GLU: gemv_phase<GEMV_GLU>(ph.gemv, xs, rd, wait); break;
+        case GEMV_PAIRS: gemv_phase<GEMV_PAIRS>(ph.gemv, xs, rd, wait); break;
         default:
             wait();
             attention_phase(ph.attn, sm);
@@ -125,23 +332,45 @@ __global__ void __launch_bounds__(GEMV_THREADS, 1) persistent_kernel(const __gri
     }
 }
 
+/* Where the rings start: after the largest input vector of the launch (xbytes), 128-byte aligned. */
+static size_t ring_offset(size_t xbytes) { return (xbytes + 127) & ~(size_t)127; }
+
+/* Slots per warp that fit beside that vector (the more, the more bytes in flight). */
+static int ring_depth(size_t xbytes, size_t smem_optin) {
+    const size_t used = PERSIST_STATIC_SMEM + ring_offset(xbytes);
+    if (used >= smem_optin) return 0;
+    const size_t depth = (smem_optin - used) / (GEMV_WARPS * BULK_SLOT);
+    return depth < PERSIST_MAX_DEPTH ? (int)depth : PERSIST_MAX_DEPTH;
+}
+
+/* One-vector launches whose rings get at least 2 slots a warp, and whose rows start 16-byte
+ * aligned (bulk copies need it). */
 bool persistent_takes(const gemv_params &p, size_t smem_optin) {
-    return p.nvec == 1 && persistent_smem_of(p.cols) + PERSIST_STATIC_SMEM <= smem_optin;
+    if (p.nvec != 1 || p.cols % 8 || ring_depth(persistent_smem_of(p.cols), smem_optin) < 2) return false;
+    for (int s = 0; s < p.nseg; s++)
+        if ((uintptr_t)p.seg[s].w & 15) return false;
+    return true;
 }
 
 bool persistent_takes(const attn_params &p) { return p.head_dim <= SK_PREP_MAX_HEAD_DIM && p.head_dim % 8 == 0; }
 
 size_t persistent_smem_of(int cols) { return (size_t)vector_stride(cols) * sizeof(float); }
 
+size_t persistent_smem(size_t xbytes, size_t smem_optin) {
+    return ring_offset(xbytes) + (size_t)GEMV_WARPS * ring_depth(xbytes, smem_optin) * BULK_SLOT;
+}
+
 int persistent_blocks_per_sm(size_t smem) {
     int blocks = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, persistent_kernel, GEMV_THREADS, smem) != cudaSuccess)
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, persistent_kernel, PERSIST_THREADS, smem) != cudaSuccess)
         return 0;
     return blocks < 1 ? 0 : 1;
 }
 
-cudaError_t persistent(const launch_ctx &c, const persistent_params &p, size_t smem, int blocks) {
-    return launch_kernel(c, persistent_kernel, dim3(blocks), dim3(GEMV_THREADS), smem, p);
+cudaError_t persistent(const launch_ctx &c, persistent_params &p, size_t xbytes, int blocks) {
+    p.depth = ring_depth(xbytes, c.smem_optin);
+    p.ring_offset = (unsigned)ring_offset(xbytes);
+    return launch_kernel(c, persistent_kernel, dim3(blocks), dim3(PERSIST_THREADS), persistent_smem(xbytes, c.smem_optin), p);
 }
 
 cudaError_t setup_persistent(size_t smem_optin) {

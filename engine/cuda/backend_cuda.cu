@@ -547,6 +547,10 @@ static ss_status init(cuda_backend *c, int device, ss_error *err) {
     c->graphs = env_on("SPECSCOPE_CUDA_GRAPHS");
     const char *persist = getenv("SPECSCOPE_CUDA_PERSISTENT"); /* opt-in: slower so far (kernels/persistent.cu) */
     c->persist = persist && strcmp(persist, "1") == 0;
+    /* The persistent kernel's phases run a warp per unit; its backend's separate GEMVs (verification
+     * batches) must sum in the same order, or greedy speculative decoding could leave plain greedy's
+     * choices on a near tie. */
+    c->teams = !c->persist && env_on("SPECSCOPE_CUDA_TEAMS");
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess)
         return device_error(err, e, "stream");
     if ((e = cudaEventCreateWithFlags(&c->batch_copied, cudaEventDisableTiming)) != cudaSuccess ||

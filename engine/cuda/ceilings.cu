@@ -4,6 +4,7 @@
  * faster than real data), warms up, then takes the median of REPS event-timed repetitions. */
 #include <stdlib.h>
 #include <string.h>
+#include <memory>
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>
@@ -203,7 +204,7 @@ extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rat
     copies = copies < 1 ? 1 : copies > 256 ? 256 : copies;
     ss_status st;
     if ((st = start(bn, what, err)) || (st = alloc(bn, 0, wbytes * copies, what, err)) ||
-        (st = alloc(bn, 1, (size_t)cols * 6, what, err)) || (st = alloc(bn, 2, (size_t)rows * 4 * 2, what, err)) ||
+        (st = alloc(bn, 1, (size_t)cols * 6, what, err)) || (st = alloc(bn, 2, (size_t)rows * 4 * 2 + 64, what, err)) ||
         (st = alloc(bn, 3, LT_WORKSPACE, what, err)))
         return st;
     const size_t welems = mat * nw * copies;
@@ -211,29 +212,59 @@ extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rat
     uint16_t *xb = (uint16_t *)(x + cols);
     fill_uniform<<<fill_grid(welems), 256, 0, bn.stream>>>((uint16_t *)bn.buf[0], nullptr, welems, 3u);
     fill_uniform<<<fill_grid(cols), 256, 0, bn.stream>>>(xb, x, cols, 4u);
-    if ((e = sk::setup_gemv(prop.sharedMemPerBlockOptin)) != cudaSuccess) return cuda_fail(err, what, e);
+    if ((e = sk::setup_gemv(prop.sharedMemPerBlockOptin)) != cudaSuccess ||
+        (e = sk::setup_persistent(prop.sharedMemPerBlockOptin)) != cudaSuccess)
+        return cuda_fail(err, what, e);
 
     sk::launch_ctx l = {bn.stream, true, prop.multiProcessorCount, prop.sharedMemPerBlockOptin};
     const int per_sm = sk::gemv_occupancy(glu ? sk::GEMV_GLU : sk::GEMV_ROWS, cols, 1);
     const uint16_t *w0 = (const uint16_t *)bn.buf[0];
     /* Matrix j of copy i (gate, up of a copy side by side). */
     auto weight = [&](int i, int j) { return w0 + ((size_t)i * nw + j) * mat; };
+    auto launch_of = [&](int i) {
+        sk::gemv_params p = {};
+        p.x = x, p.cols = cols, p.nvec = 1, p.nseg = nw, p.glu = glu;
+        for (int j = 0; j < nw; j++) p.seg[j] = sk::gemv_seg{weight(i, j), nullptr, y + (size_t)j * rows, rows, 0, nullptr};
+        return p;
+    };
     double s = 0;
     st = median_seconds(
         bn,
         [&] {
             cudaError_t r = cudaSuccess;
-            for (int i = 0; i < copies && r == cudaSuccess; i++) {
-                sk::gemv_params p = {};
-                p.x = x, p.cols = cols, p.nvec = 1, p.nseg = nw, p.glu = glu;
-                for (int j = 0; j < nw; j++) p.seg[j] = sk::gemv_seg{weight(i, j), nullptr, y + (size_t)j * rows, rows, 0, nullptr};
-                r = sk::gemv(l, p, per_sm);
-            }
+            for (int i = 0; i < copies && r == cudaSuccess; i++) r = sk::gemv(l, launch_of(i), per_sm, true);
             return r;
         },
         what, &s, err);
     if (st) return st;
     out->gemv = (double)wbytes * copies / s;
+
+    /* The same launches as the phases of persistent kernels (kernels/persistent.cu), a grid barrier
+     * between phases: the streaming rate of the bulk-copy rings across phase boundaries. */
+    if (sk::persistent_takes(launch_of(0), prop.sharedMemPerBlockOptin)) {
+        std::unique_ptr<sk::persistent_params> pp(new sk::persistent_params());
+        pp->barrier = (unsigned *)((char *)y + (size_t)rows * 4 * 2);
+        cudaMemsetAsync(pp->barrier, 0, 2 * sizeof(unsigned), bn.stream);
+        const size_t xbytes = sk::persistent_smem_of(cols);
+        const int blocks = prop.multiProcessorCount * sk::persistent_blocks_per_sm(sk::persistent_smem(xbytes, l.smem_optin));
+        st = median_seconds(
+            bn,
+            [&] {
+                cudaError_t r = cudaSuccess;
+                for (int i = 0; i < copies && r == cudaSuccess; i += SK_PERSIST_MAX_PHASES) {
+                    pp->count = copies - i < SK_PERSIST_MAX_PHASES ? copies - i : SK_PERSIST_MAX_PHASES;
+                    for (int k = 0; k < pp->count; k++) {
+                        pp->ph[k].kind = glu ? sk::GEMV_GLU : sk::GEMV_ROWS;
+                        pp->ph[k].gemv = launch_of(i + k);
+                    }
+                    r = sk::persistent(l, *pp, xbytes, blocks);
+                }
+                return r;
+            },
+            what, &s, err);
+        if (st) return st;
+        out->persistent = (double)wbytes * copies / s;
+    }
 
     cublasLtMatmulAlgo_t algo;
     if ((st = lt_plan(bn, 1, rows, cols, CUDA_R_32F, &algo, err))) return st;

@@ -107,7 +107,7 @@ static int phase_blocks_per_sm(cuda_backend *c, size_t smem) {
 void cb_phases_flush(cuda_backend *c) {
     sk::persistent_params *pp = c->phases;
     if (!pp || pp->count == 0) return;
-    const int count = pp->count, per_sm = phase_blocks_per_sm(c, c->phase_smem);
+    const int count = pp->count, per_sm = phase_blocks_per_sm(c, sk::persistent_smem(c->phase_smem, c->smem_optin));
     sk::launch_ctx l = {c->stream, c->pdl, c->sms, c->smem_optin};
     LAUNCHED(c, sk::persistent(l, *pp, c->phase_smem, c->sms * per_sm), "persistent kernel of %d phases", count);
     pp->count = 0;
@@ -118,11 +118,9 @@ void cb_phases_flush(cuda_backend *c) {
 static bool take_phase(cuda_backend *c, const sk::gemv_params *g, const sk::attn_params *a) {
     if (!cb_persistent_now(c) || !cb_ok(c)) return false;
     if (g ? !sk::persistent_takes(*g, c->smem_optin) : !sk::persistent_takes(*a)) return false;
-    /* Phases run a warp per unit; a launch whose units warp teams share (sk::gemv_team) runs on its
-     * own, so that the persistent kernel computes the same bits as the separate kernels. */
-    if (g && sk::gemv_team(*g, c->sms, gemv_blocks_per_sm(c, sk::gemv_kind(*g), g->cols, g->nvec)) > 1) return false;
     const size_t need = g ? sk::persistent_smem_of(g->cols) : 0;
-    if (phase_blocks_per_sm(c, need > c->phase_smem ? need : c->phase_smem) < 1) return false;
+    if (phase_blocks_per_sm(c, sk::persistent_smem(need > c->phase_smem ? need : c->phase_smem, c->smem_optin)) < 1)
+        return false;
     if (c->phases->count == SK_PERSIST_MAX_PHASES) cb_phases_flush(c);
     if (need > c->phase_smem) c->phase_smem = need;
     sk::phase &ph = c->phases->ph[c->phases->count++];
@@ -136,7 +134,7 @@ static bool take_phase(cuda_backend *c, const sk::gemv_params *g, const sk::attn
 
 static void launch_gemv(cuda_backend *c, const sk::gemv_params &g) {
     if (take_phase(c, &g, nullptr)) return;
-    LAUNCHED(c, sk::gemv(cb_launch(c), g, gemv_blocks_per_sm(c, sk::gemv_kind(g), g.cols, g.nvec)),
+    LAUNCHED(c, sk::gemv(cb_launch(c), g, gemv_blocks_per_sm(c, sk::gemv_kind(g), g.cols, g.nvec), c->teams),
              "gemv %d segment(s), %d cols, %d vectors", g.nseg, g.cols, g.nvec);
 }
 

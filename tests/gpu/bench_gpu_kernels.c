@@ -1,7 +1,8 @@
 /* bench_gpu_kernels.c — the ceilings and the batch-1 GEMV against cuBLASLt on the weight shapes of
  * the benchmark presets (scripts/gpu-check.sh runs it; timings are printed, never asserted).
- * Usage: bench_gpu_kernels [--quick]   (--quick: one preset's shapes). Exit 0 ok, 1 failure,
- * 77 without a CUDA device. */
+ * Usage: bench_gpu_kernels [--quick | --shape NAME]   (--quick: one preset's shapes; --shape: the
+ * GEMV shape of that name alone, e.g. "1b lm_head", for a profiler). Exit 0 ok, 1 failure, 2 bad
+ * usage, 77 without a CUDA device. */
 #include <stdio.h>
 #include <string.h>
 
@@ -28,6 +29,11 @@ int main(int argc, char **argv) {
     int skip = gpu_require_device();
     if (skip) return skip;
     bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    const char *only = argc > 2 && strcmp(argv[1], "--shape") == 0 ? argv[2] : NULL;
+    if (argc > 1 && !quick && !only) {
+        fprintf(stderr, "usage: bench_gpu_kernels [--quick | --shape NAME]\n");
+        return 2;
+    }
     ss_error err = {0};
     double copy = 0, gemm = 0, gemm_peak = 0;
     if (ss_cuda_copy_bandwidth(&copy, &err)) {
@@ -45,18 +51,21 @@ int main(int argc, char **argv) {
         printf("cuBLASLt bf16 GEMM m=%d n=%d k=%d: %.1f TFLOP/s\n", gemms[i][0], gemms[i][1], gemms[i][2], gemm / 1e12);
         if (gemm > gemm_peak) gemm_peak = gemm;
     }
-    printf("%-15s %7s %6s %10s %14s %8s %8s\n", "GEMV", "rows", "cols", "ours GB/s", "cuBLASLt GB/s", "ours/cp",
-           "speedup");
+    printf("%-15s %7s %6s %10s %14s %8s %8s %12s %8s\n", "GEMV", "rows", "cols", "ours GB/s", "cuBLASLt GB/s", "ours/cp",
+           "speedup", "phases GB/s", "phas/cp");
     size_t n = quick ? 6 : sizeof shapes / sizeof *shapes;
     for (size_t i = 0; i < n; i++) {
+        if (only && strcmp(only, shapes[i].what) != 0) continue;
         ss_gemv_rates r;
         if (ss_cuda_gemv_rate(shapes[i].rows, shapes[i].cols, shapes[i].glu, &r, &err)) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
-        printf("%-15s %7d %6d %10.1f %14.1f %7.1f%% %7.2fx\n", shapes[i].what, shapes[i].rows, shapes[i].cols,
-               r.gemv / 1e9, r.cublas / 1e9, 100 * r.gemv / copy, r.gemv / r.cublas);
+        printf("%-15s %7d %6d %10.1f %14.1f %7.1f%% %7.2fx %12.1f %7.1f%%\n", shapes[i].what, shapes[i].rows,
+               shapes[i].cols, r.gemv / 1e9, r.cublas / 1e9, 100 * r.gemv / copy, r.gemv / r.cublas, r.persistent / 1e9,
+               100 * r.persistent / copy);
     }
+    if (only) return 0;
     double boundary = 0;
     if (ss_cuda_boundary_time(&boundary, &err)) {
         fprintf(stderr, "%s\n", err.msg);
