@@ -188,7 +188,9 @@ struct phase {
 };
 #define SK_PERSIST_MAX_PHASES 128 /* a launch's parameters stay under 32 KB */
 struct persistent_params {
-    unsigned *barrier; /* 2 words, zero before the first launch (each launch leaves the count zero) */
+    /* The grid barrier's arrival count: zero before the first launch, never reset (64 bits), and
+     * every launch on it must have the same number of blocks (persistent.cu, grid_barrier). */
+    unsigned long long *barrier;
     int count;
     int depth;             /* ring slots per warp (persistent() sets it) */
     unsigned ring_offset;  /* where the rings start in dynamic shared memory (persistent() sets it) */

@@ -52,9 +52,6 @@ struct ring_smem {
     gemv_params prod[GEMV_WARPS];
 };
 
-/* Static shared memory: the two attention blocks' state, the rings' bookkeeping, the phase's
- * parameters and the GEMV's reduction buffer. */
-#define PERSIST_STATIC_SMEM (2 * sizeof(attn_decode_smem) + sizeof(ring_smem) + sizeof(phase) + 1024)
 
 /* The barrier of the computing warps (the producer never waits with them): named barrier 15 (the
  * attention blocks take 1 and 2). */
@@ -64,42 +61,53 @@ struct compute_barrier {
     }
 };
 
-/* Every block arrives, then all leave: bar[0] counts arrivals, bar[1] is the generation the last
- * arrival bumps (after putting the count back to zero). Writes before the barrier are visible to
- * every block after it (fences around the arrival, as cooperative groups' grid sync). */
-__device__ __forceinline__ void grid_barrier(unsigned *bar, unsigned blocks) {
+/* The grid barrier: a 64-bit count of arrivals that only grows, over every launch on it. Block
+ * thread 0 adds its arrival (release: the block's writes, ordered before it by the block's barrier,
+ * are visible to whoever sees the count) and polls (acquire) until barrier k of the launch has
+ * every block's arrival: base + (k + 1) * blocks, where base, the count when the launch started, is
+ * a multiple of blocks (every launch on the counter has the same grid) and is read by each block
+ * before its own first arrival, so it reads a value in [base, base + blocks - 1]. One add and one
+ * round trip of polling: the reset-and-generation barrier before it (atomicAdd with a result, then
+ * a reset and a generation bump by the last block) cost ~2.5 us a phase on the H200. */
+struct grid_sync {
+    unsigned long long *count, base;
+    unsigned k; /* barriers passed in this launch */
+};
+
+__device__ __forceinline__ grid_sync grid_sync_start(unsigned long long *count) {
+    grid_sync g = {count, 0, 0};
+    if (threadIdx.x == 0) {
+        unsigned long long v;
+        asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(count) : "memory");
+        g.base = v - v % gridDim.x;
+    }
+    return g;
+}
+
+__device__ __forceinline__ void grid_barrier(grid_sync &g) {
     compute_barrier()();
     if (threadIdx.x == 0) {
-        volatile unsigned *gen = bar + 1;
-        const unsigned g = *gen;
-        __threadfence();
-        if (atomicAdd(bar, 1u) == blocks - 1) {
-            atomicExch(bar, 0u);
-            __threadfence();
-            atomicAdd(bar + 1, 1u);
-        } else {
-            while (*gen == g) {
-            }
-        }
-        __threadfence();
+        const unsigned long long target = g.base + (unsigned long long)(g.k + 1) * gridDim.x;
+        asm volatile("red.release.gpu.global.add.u64 [%0], 1;" ::"l"(g.count) : "memory");
+        unsigned long long v;
+        do {
+            asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(g.count) : "memory");
+        } while (v < target);
     }
+    g.k++;
     compute_barrier()();
 }
 
 /* What a phase does before the rest: the first phase waits for the previous kernel (PDL), the
  * others for every block to finish the phase before (grid barrier); the last lets the next kernel
- * launch (only then: all of this grid is resident). By value: no locals in memory. */
-struct phase_wait {
-    bool first, last;
-    unsigned *barrier;
-    __device__ __forceinline__ void operator()() const {
-        if (first)
-            pdl_wait();
-        else
-            grid_barrier(barrier, gridDim.x);
-        if (last) pdl_launch_dependents();
-    }
-};
+ * launch (only then: all of this grid is resident). */
+__device__ __forceinline__ void phase_wait(grid_sync &g, bool first, bool last) {
+    if (first)
+        pdl_wait();
+    else
+        grid_barrier(g);
+    if (last) pdl_launch_dependents();
+}
 
 /* Loads in flight per lane and row in a step: the register kernel's, so the steps are its batches. */
 template <int KIND> __host__ __device__ constexpr int step_loads() { return GEMV_LOADS / (KIND == GEMV_ROWS ? 1 : 2); }
@@ -301,7 +309,7 @@ __device__ __forceinline__ void attention_phase(const attn_params &p, attn_decod
 __global__ void __launch_bounds__(PERSIST_THREADS, 1) persistent_kernel(const __grid_constant__ persistent_params pp) {
     extern __shared__ __align__(128) float xs[]; /* the input vector, then the warps' rings */
     __shared__ attn_decode_smem sm[GEMV_THREADS / DEC_THREADS];
-    __shared__ __align__(16) phase ph;
+    __shared__ __align__(16) phase ph[2];
     __shared__ __align__(16) ring_smem rs;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     char *rings = reinterpret_cast<char *>(xs) + pp.ring_offset;
@@ -312,24 +320,38 @@ __global__ void __launch_bounds__(PERSIST_THREADS, 1) persistent_kernel(const __
     __syncthreads(); /* the only barrier of the whole block: the producer then runs on its own */
     if (warp == PERSIST_PRODUCER) return produce(pp, rs, rings, lane);
     ring_reader rd = {rs.full[warp], rs.empty[warp], rings + (size_t)warp * pp.depth * BULK_SLOT, pp.depth, 0, 0};
+    grid_sync gs = grid_sync_start(pp.barrier);
+    /* The phases' parameters in shared memory (indexed by i they would no longer be constant-bank
+     * operands, and the GEMV reads them in its inner loop), double-buffered: phase i + 1's words are
+     * loaded while phase i runs, so the load's latency is off the path between phases. */
+    static_assert(sizeof(phase) % 4 == 0 && sizeof(phase) / 4 <= GEMV_THREADS, "a phase copies as a word a thread");
+    const int words = (int)(sizeof(phase) / 4), t = threadIdx.x;
+    if (t < words) reinterpret_cast<unsigned *>(&ph[0])[t] = reinterpret_cast<const unsigned *>(&pp.ph[0])[t];
     for (int i = 0; i < pp.count; i++) {
-        /* The phase's parameters into shared memory: indexed by i they are no longer constant-bank
-         * operands, and the GEMV reads them in its inner loop. */
-        compute_barrier()(); /* the last phase is done with ph */
-        static_assert(sizeof(phase) % 4 == 0, "phases copy as words");
-        const unsigned *from = reinterpret_cast<const unsigned *>(&pp.ph[i]);
-        for (int w = threadIdx.x; w < (int)(sizeof(phase) / 4); w += GEMV_THREADS) reinterpret_cast<unsigned *>(&ph)[w] = from[w];
-        compute_barrier()();
-        const phase_wait wait = {i == 0, i == pp.count - 1, pp.barrier};
-        switch (ph.kind) {
-        case GEMV_ROWS: gemv_phase<GEMV_ROWS>(ph.gemv, xs, rd, wait); break;
-        case GEMV_GLU: gemv_phase<GEMV_GLU>(ph.gemv, xs, rd, wait); break;
-        case GEMV_PAIRS: gemv_phase<GEMV_PAIRS>(ph.gemv, xs, rd, wait); break;
+        compute_barrier()(); /* ph[i & 1] is written; ph[(i + 1) & 1] is free (phase i - 1 is done) */
+        const phase &cur = ph[i & 1];
+        const bool more = i + 1 < pp.count;
+        const unsigned next = more && t < words ? reinterpret_cast<const unsigned *>(&pp.ph[i + 1])[t] : 0u;
+        auto wait = [&] { phase_wait(gs, i == 0, i == pp.count - 1); };
+        switch (cur.kind) {
+        case GEMV_ROWS: gemv_phase<GEMV_ROWS>(cur.gemv, xs, rd, wait); break;
+        case GEMV_GLU: gemv_phase<GEMV_GLU>(cur.gemv, xs, rd, wait); break;
+        case GEMV_PAIRS: gemv_phase<GEMV_PAIRS>(cur.gemv, xs, rd, wait); break;
         default:
             wait();
-            attention_phase(ph.attn, sm);
+            attention_phase(cur.attn, sm);
         }
+        if (more && t < words) reinterpret_cast<unsigned *>(&ph[(i + 1) & 1])[t] = next;
     }
+}
+
+/* The kernel's static shared memory (the attention blocks' state, the rings' bookkeeping, two
+ * phases' parameters, the GEMV's reduction buffer), as the compiler laid it out. */
+static size_t static_smem() {
+    static size_t bytes;
+    cudaFuncAttributes a;
+    if (!bytes && cudaFuncGetAttributes(&a, persistent_kernel) == cudaSuccess) bytes = a.sharedSizeBytes;
+    return bytes ? bytes : 64 * 1024; /* unknown: leave the rings little room, not too much */
 }
 
 /* Where the rings start: after the largest input vector of the launch (xbytes), 128-byte aligned. */
@@ -337,7 +359,7 @@ static size_t ring_offset(size_t xbytes) { return (xbytes + 127) & ~(size_t)127;
 
 /* Slots per warp that fit beside that vector (the more, the more bytes in flight). */
 static int ring_depth(size_t xbytes, size_t smem_optin) {
-    const size_t used = PERSIST_STATIC_SMEM + ring_offset(xbytes);
+    const size_t used = static_smem() + ring_offset(xbytes);
     if (used >= smem_optin) return 0;
     const size_t depth = (smem_optin - used) / (GEMV_WARPS * BULK_SLOT);
     return depth < PERSIST_MAX_DEPTH ? (int)depth : PERSIST_MAX_DEPTH;
@@ -375,7 +397,7 @@ cudaError_t persistent(const launch_ctx &c, persistent_params &p, size_t xbytes,
 
 cudaError_t setup_persistent(size_t smem_optin) {
     return cudaFuncSetAttribute(persistent_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                (int)(smem_optin - PERSIST_STATIC_SMEM));
+                                (int)(smem_optin - static_smem()));
 }
 
 } // namespace sk

@@ -569,8 +569,8 @@ static ss_status init(cuda_backend *c, int device, ss_error *err) {
     if (c->persist) {
         c->phases = (sk::persistent_params *)calloc(1, sizeof *c->phases);
         if (!c->phases) return ss_fail(err, SS_ENOMEM, "cuda backend: out of host memory");
-        if ((st = device_alloc(2 * sizeof(unsigned), "the grid barrier", (void **)&c->barrier, err)) != SS_OK) return st;
-        if ((e = cudaMemset(c->barrier, 0, 2 * sizeof(unsigned))) != cudaSuccess) return device_error(err, e, "grid barrier");
+        if ((st = device_alloc(sizeof *c->barrier, "the grid barrier", (void **)&c->barrier, err)) != SS_OK) return st;
+        if ((e = cudaMemset(c->barrier, 0, sizeof *c->barrier)) != cudaSuccess) return device_error(err, e, "grid barrier");
         c->phases->barrier = c->barrier;
     }
     return SS_OK;

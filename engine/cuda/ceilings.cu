@@ -243,8 +243,8 @@ extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rat
      * between phases: the streaming rate of the bulk-copy rings across phase boundaries. */
     if (sk::persistent_takes(launch_of(0), prop.sharedMemPerBlockOptin)) {
         std::unique_ptr<sk::persistent_params> pp(new sk::persistent_params());
-        pp->barrier = (unsigned *)((char *)y + (size_t)rows * 4 * 2);
-        cudaMemsetAsync(pp->barrier, 0, 2 * sizeof(unsigned), bn.stream);
+        pp->barrier = (unsigned long long *)((char *)y + (size_t)rows * 4 * 2);
+        cudaMemsetAsync(pp->barrier, 0, sizeof *pp->barrier, bn.stream);
         const size_t xbytes = sk::persistent_smem_of(cols);
         const int blocks = prop.multiProcessorCount * sk::persistent_blocks_per_sm(sk::persistent_smem(xbytes, l.smem_optin));
         st = median_seconds(
@@ -264,6 +264,7 @@ extern "C" ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rat
             what, &s, err);
         if (st) return st;
         out->persistent = (double)wbytes * copies / s;
+
     }
 
     cublasLtMatmulAlgo_t algo;

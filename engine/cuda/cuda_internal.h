@@ -111,7 +111,7 @@ typedef struct cuda_backend_s {
      * launched together by cb_phases_flush before anything else reaches the stream. */
     sk::persistent_params *phases; /* host, count phases so far */
     size_t phase_smem;              /* their largest dynamic shared memory */
-    unsigned *barrier;              /* device, the grid barrier's 2 words */
+    unsigned long long *barrier;    /* device, the grid barrier's arrival count */
     size_t occ_smem;                /* persistent_blocks_per_sm's last answer, for this smem */
     int occ_blocks;
 
