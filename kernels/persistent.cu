@@ -1,29 +1,35 @@
 /* persistent.cu — a run of decode kernels as one persistent kernel whose GEMVs stream their
- * weights through shared memory with bulk asynchronous copies.
+ * weights through shared memory with bulk asynchronous copies (opt-in: still slower end to end
+ * than the separate kernels; docs/cuda.md).
  *
  * A decode step is ~5 kernels a layer (q/k/v GEMV, attention, o GEMV, gate/up GEMV, down GEMV),
  * each a few to tens of microseconds of weight streaming, and each kernel boundary drains one grid
  * and ramps up the next: with the register-pipelined GEMV (gemv.cu) every launch spends a fixed
- * 5-8 us ramping up and draining, which held the 1B geometry at ~60% of the copy bandwidth
- * (docs/cuda.md). Here one grid (one block of 8 warps per SM, all resident) runs the launches as
- * phases separated by grid barriers, and the weights never wait for them:
+ * 5-8 us ramping up and draining, which holds the 1B geometry at ~60% of the copy bandwidth. Here
+ * one grid (one block per SM, all resident: 8 computing warps and a producer warp) runs the
+ * launches as phases separated by grid barriers, and the weights do not wait for them:
  *
- * - Each warp owns a ring of `depth` slots of shared memory (4 KB each, one GEMV step: the same
- *   4 KB of a row, or 2 KB of each of two rows, that a warp of the register kernel loads in one
- *   batch), filled by bulk copies (bulk.cuh) that complete an mbarrier per slot. No registers are
- *   held for bytes in flight, so a block keeps 128-160 KB of weights in flight per SM.
- * - The warp's copies follow its steps through *every* GEMV phase of the launch: when a slot has
- *   been read it is refilled with the warp's next step, which may belong to the next GEMV phase
- *   (weights never depend on earlier phases). So while a warp waits at a grid barrier, runs an
- *   attention phase or stages the next input vector, its ring keeps filling with the next
- *   projection's weights: the memory pipe stays busy across phase boundaries instead of draining.
- * - A warp reads a slot into registers and runs the register kernel's consume_step on it: each
- *   lane sums the same chunks in the same order, so a phase computes exactly the bits the separate
- *   kernel does with teams of one warp (tests/gpu/test_gpu_ops.c checks it), and greedy
- *   speculative decoding (verification through the register kernel) keeps plain greedy's choices.
+ * - Each computing warp owns a ring of `depth` slots of shared memory (4 KB each, one GEMV step:
+ *   the 4 KB of a row, or 2 KB of each of two rows, that a warp of the register kernel loads in one
+ *   batch). Lane c of the producer warp fills warp c's slots with bulk copies (bulk.cuh) that
+ *   complete the slot's "full" mbarrier; the warp releases a slot through its "empty" one. No
+ *   register is held for a byte in flight: a block keeps 128-160 KB of weights in flight.
+ * - The producer follows its warp's steps through *every* GEMV phase of the launch (weights never
+ *   depend on earlier phases), so while the warp waits at a grid barrier, runs an attention phase
+ *   or stages the next input vector, its ring fills with the next projection's weights.
+ * - A warp sums a slot with the register kernel's accumulate_batch and finish_unit: each lane sums
+ *   the same chunks in the same order, so a phase computes exactly the bits the separate kernel
+ *   does with teams of one warp (tests/gpu/test_gpu_ops.c checks it), and greedy speculative
+ *   decoding (verification through the register kernel) keeps plain greedy's choices.
  *
- * Attention phases run two 128-thread attention blocks per 256-thread block, each on its own named
- * barrier. What one phase wrote, the next reads through L2 (ld.cg), never a possibly stale L1 line.
+ * Measured (H200): long phases stream at 92-99% of the copy bandwidth (lm_head), better than the
+ * register kernel, but each phase boundary still costs ~3-4 us of latency (grid barrier, staging
+ * the normalised vector, the last warps of a phase, attention), which the rings do not hide in
+ * short phases: their copies have landed before the boundary starts.
+ *
+ * Attention phases run two 128-thread attention blocks per 256 computing threads, each on its own
+ * named barrier. What one phase wrote, the next reads through L2 (ld.cg), never a possibly stale
+ * L1 line.
  *
  * Deadlock rule: the grid barrier needs every block resident, so the kernel lets the next kernel
  * launch early (PDL) only in its last phase, after the last barrier; and the first phase waits for
