@@ -2,7 +2,8 @@
 # gpu-check.sh — the CUDA backend's checks and benchmarks on the GPU machine, from the repository
 # root, with build/ built on the development machine and carried along:
 #   1. the GPU tests (ctest -L gpu): kernels and ops against the CPU backend, models against the
-#      CPU backend and the transformers fixtures, greedy speculative == plain greedy;
+#      CPU backend and the transformers fixtures, greedy speculative == plain greedy (and the model
+#      tests again with the persistent kernel on);
 #   2. the ceilings and the batch-1 GEMV against cuBLASLt (build/tests/bench_gpu_kernels), and a
 #      look at the GEMV's machine code (16-byte loads: LDG.E.128);
 #   3. `specscope bench --backend cuda --json` on random-weight checkpoints of real geometries
@@ -92,6 +93,15 @@ if [ -f "$TESTLOG" ]; then
     while IFS= read -r line; do SUMMARY+=("not run|${line#NOT RUN: }"); done < <(grep '^NOT RUN:' "$TESTLOG")
 fi
 grep -q "CHECK failed" "$LOG" && note "some checks failed: grep 'CHECK failed' $LOG"
+# The models again with the opt-in persistent kernel: its decode steps and the register kernel's
+# verification batches must keep greedy speculative decoding on plain greedy's tokens.
+note "test_gpu_model with SPECSCOPE_CUDA_PERSISTENT=1"
+if run "$(left)" env SPECSCOPE_CUDA_PERSISTENT=1 "$BUILD/tests/test_gpu_model"; then
+    SUMMARY+=("persistent|test_gpu_model passed with SPECSCOPE_CUDA_PERSISTENT=1")
+else
+    SUMMARY+=("persistent|test_gpu_model FAILED with SPECSCOPE_CUDA_PERSISTENT=1 (see gpu-check.log)")
+    FAILED=1
+fi
 
 # ---------------------------------------------------------------- kernels
 GEMV_SYM=_ZN2sk11gemv_kernelILi0ELi1ELi1EEEvNS_11gemv_paramsE # gemv_kernel<GEMV_ROWS, 1, team 1>

@@ -197,6 +197,24 @@ static ss_status cuda_run_graph(ss_backend *b, uint64_t key, void (*record)(void
     return report(c, err);
 }
 
+/* A SPECSCOPE_CUDA_* switch: on unless set to 0. */
+static bool env_on(const char *name) {
+    const char *v = getenv(name);
+    return !(v && strcmp(v, "0") == 0);
+}
+
+/* Ranks that share a device run at once, and a persistent kernel needs every SM of its device
+ * resident for its grid barrier: two ranks' persistent kernels could each hold part of the device
+ * and wait for the rest forever. Such ranks launch kernel by kernel (and may take warp teams). */
+static void shared_devices_kernel_by_kernel(cuda_backend *const *ranks, int n) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            if (i != j && ranks[i]->device == ranks[j]->device && ranks[i]->persist) {
+                ranks[i]->persist = false;
+                ranks[i]->teams = env_on("SPECSCOPE_CUDA_TEAMS");
+            }
+}
+
 static ss_status cuda_graph_join(ss_backend *b, ss_backend *const *others, int n, ss_error *err) {
     cuda_backend *c = cb_of(b);
     if (n < 0 || n > SS_MAX_TP - 1) return ss_fail(err, SS_EARG, "cuda backend: %d ranks to join (0..%d)", n, SS_MAX_TP - 1);
@@ -209,6 +227,9 @@ static ss_status cuda_graph_join(ss_backend *b, ss_backend *const *others, int n
         c->joined[i]->graph_owner = c;
     }
     c->n_joined = n;
+    cuda_backend *ranks[SS_MAX_TP] = {c};
+    for (int i = 0; i < n; i++) ranks[i + 1] = c->joined[i];
+    shared_devices_kernel_by_kernel(ranks, n + 1);
     return SS_OK;
 }
 
@@ -520,10 +541,6 @@ static const ss_backend_ops cuda_ops = {
     .graph_join = cuda_graph_join,
 };
 
-static bool env_on(const char *name) {
-    const char *v = getenv(name);
-    return !(v && strcmp(v, "0") == 0);
-}
 
 
 static ss_status init(cuda_backend *c, int device, ss_error *err) {

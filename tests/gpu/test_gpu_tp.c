@@ -266,6 +266,11 @@ static double bf16_floor(const char *dir) {
 static void check_two_ranks(const char *dir, bool nccl) {
     const double bound = bf16_floor(dir);
     check_split(dir, "both ranks on device 0", "SPECSCOPE_TP_DEVICES", "1", bound);
+    /* Asked for the persistent kernel, ranks sharing a device launch kernel by kernel (each such
+     * kernel needs every SM: cuda_graph_join): the split must still finish, and match. */
+    setenv("SPECSCOPE_CUDA_PERSISTENT", "1", 1);
+    check_split(dir, "both ranks on device 0, persistent kernel asked for", "SPECSCOPE_TP_DEVICES", "1", bound);
+    unsetenv("SPECSCOPE_CUDA_PERSISTENT");
     check_graphs(dir);
     const int devices = ss_backend_cuda_devices();
     if (devices < 2) {
