@@ -14,6 +14,8 @@ extern "C" {
 /* Weight bytes per second of batch-1 matrix-vector products (the streaming rate of a decode step). */
 typedef struct {
     double gemv;       /* the backend's GEMV kernel */
+    double single_cold; /* one launch alone, its weights not in L2 (0: not measured, a weight over 1 GB) */
+    double single_l2;   /* one launch alone, its weights read just before (in L2 as far as it holds them) */
     double persistent; /* the same launches as phases of the persistent kernel (0: it does not take them) */
     double cublas; /* cuBLASLt, n = 1, the same layout (two products for gate/up) */
 } ss_gemv_rates;
