@@ -14,6 +14,7 @@
  * Fragment layouts (PTX ISA, "mma.m16n8k16"): lane = 4 g + t. A (16x16, row-major) registers hold
  * rows g and g + 8, columns 2t..2t+1 and 2t+8..2t+9; B (16x8, column-major) holds k = 2t..2t+1 and
  * 2t+8..2t+9 of column g; C (16x8) holds rows g and g + 8, columns 2t..2t+1. */
+#include "bulk.cuh"
 #include "common.cuh"
 #include "kernels.cuh"
 
@@ -23,7 +24,6 @@ namespace sk {
 #define TILE_N 64
 #define TILE_THREADS 128
 #define TILE_MAX_SPLITS 32
-#define LOG2E 1.4426950408889634f
 
 /* Shared memory of one block: Q, then K and V of two tiles, bf16 rows of LD elements (the 8 extra
  * put consecutive rows 16 bytes apart in the banks, so ldmatrix's 8 row reads do not conflict). */
@@ -33,16 +33,6 @@ struct tile_layout {
     static constexpr size_t rows_bytes = (size_t)TILE_N * LD * 2; /* one K or V tile (TILE_M == TILE_N) */
     static constexpr size_t bytes = 5 * rows_bytes;
 };
-
-__device__ __forceinline__ uint32_t smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-/* 16 bytes global -> shared, asynchronously; zeros when !valid (src is then not read). */
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
 
 /* Four 8x8 bf16 matrices; lane l gives the address of row l % 8 of matrix l / 8. */
 __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *p) {
@@ -278,7 +268,7 @@ __global__ void __launch_bounds__(TILE_THREADS) attn_tile_kernel(const __grid_co
             load_kv<HD>(p, kv_rows(3 - 2 * b), kv_rows(4 - 2 * b), kvh, kt + TILE_N, end);
         else
             cp_async_commit(); /* an empty group: "all but the newest group" stays this tile */
-        cp_async_wait_one();
+        cp_async_wait<1>();
         __syncthreads();
         if (wmax >= kt) {
             float sc[TILE_N / 8][4];
@@ -383,7 +373,7 @@ cudaError_t attn_tile(const launch_ctx &c, const attn_params &p) {
 }
 
 cudaError_t setup_attention(size_t smem_optin) {
-    cudaError_t e = cudaSuccess;
+    cudaError_t e = setup_attn_decode();
     if (e == cudaSuccess) e = set_tile_smem<16>(smem_optin);
     if (e == cudaSuccess) e = set_tile_smem<32>(smem_optin);
     if (e == cudaSuccess) e = set_tile_smem<64>(smem_optin);

@@ -1,5 +1,6 @@
-/* bulk.cuh — Hopper's bulk asynchronous copies (global -> shared memory, done by the copy engine,
- * not by threads) and the mbarriers that say when one has landed.
+/* bulk.cuh — asynchronous copies into shared memory: Hopper's bulk copies (global -> shared memory,
+ * done by the copy engine, not by threads) with the mbarriers that say when one has landed, and
+ * the per-thread cp.async of sm_80.
  *
  * Why: a load through registers holds its destination registers until the data arrives, so the
  * bytes a multiprocessor can keep in flight are bounded by its register file (the GEMV's 128 KB
@@ -69,6 +70,17 @@ __device__ __forceinline__ void bulk_copy(void *dst, const void *src, uint32_t b
 }
 
 __device__ __forceinline__ uint4 lds16(const void *p) { return *reinterpret_cast<const uint4 *>(p); }
+
+/* The older per-thread asynchronous copy (cp.async, sm_80+): 16 bytes global -> shared, zeros when
+ * !valid (src is then not read). A thread's copies form groups (commit); cp_async_wait<N> returns
+ * once all but its N newest groups have landed (visible to other threads after a barrier). */
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, bool valid = true) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
 } // namespace sk
 

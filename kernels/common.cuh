@@ -21,6 +21,8 @@
 #error "specscope's kernels are built for sm_90: set the CUDA_ARCHITECTURES of specscope_engine to 90"
 #endif
 
+#define LOG2E 1.4426950408889634f /* softmax in base 2: exp(x) = exp2(x * LOG2E) */
+
 namespace sk {
 
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }

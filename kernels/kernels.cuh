@@ -154,7 +154,7 @@ struct attn_params {
 
 /* Flash-decoding on CUDA cores: one block per (query, head, split). Any head_dim that is a
  * multiple of 8, up to 256. */
-int attn_decode_splits(int heads, int sms);
+int attn_decode_splits(int heads, int kv_heads, int sms);
 cudaError_t attn_decode(const launch_ctx &c, const attn_params &p);
 
 /* Tensor-core tiles for many queries: one block per (64 rows of (query, head of the group), kv
@@ -171,6 +171,7 @@ size_t attn_counters(int n, int heads, int kv_heads, bool tile);
 /* Raise the dynamic shared memory limits of the kernels that may need more than 48 KB. */
 cudaError_t setup_gemv(size_t smem_optin);
 cudaError_t setup_attention(size_t smem_optin);
+cudaError_t setup_attn_decode(); /* attention_decode.cu, called by setup_attention */
 
 /* ---------------------------------------------------------------- persistent.cu */
 

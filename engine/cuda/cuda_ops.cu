@@ -494,7 +494,8 @@ void cuda_attention(ss_backend *b, float *out, const float *q, const void *kcach
      * arithmetic as decoded ones (bf16 q and probabilities on the tensor cores would not). */
     const bool tile = n > SK_GEMV_MAX_VECTORS && sk::attn_tile_supported(head_dim, c->smem_optin) &&
                       ((uintptr_t)q & 15) == 0;
-    const int splits = tile ? sk::attn_tile_splits(n, heads, kv_heads, c->sms) : sk::attn_decode_splits(heads, c->sms);
+    const int splits = tile ? sk::attn_tile_splits(n, heads, kv_heads, c->sms)
+                            : sk::attn_decode_splits(heads, kv_heads, c->sms);
     const size_t partial = sk::attn_partial_floats(n, heads, kv_heads, head_dim, splits, tile);
     const size_t counters = sk::attn_counters(n, heads, kv_heads, tile);
     if (!cb_reserve(c, &c->attn_partial, fbytes(partial), "attention partials") ||

@@ -641,6 +641,12 @@ int main(void) {
     test_attention(12, 6, 2, 256, 70, 2e-2);
     test_attention(20, 4, 2, 16, 1000, 2e-2);
     test_attention(8, 16, 4, 128, 32, 2e-4); /* one rank of the 8B heads at tp 2 */
+    /* The decode kernel's other paths: groups of more than 4 heads (several blocks a kv head), a
+     * head_dim short of its lane count (96 of 128), 256, and a verification batch at a long context. */
+    test_attention(1, 8, 1, 32, 2000, 2e-4);
+    test_attention(3, 12, 4, 96, 400, 2e-4);
+    test_attention(1, 8, 2, 256, 600, 2e-4);
+    test_attention(9, 32, 8, 128, 4100, 2e-4);
 
     const geometry llama = {256, 4, 2, 64, 512, false, false}, qwen3 = {128, 4, 2, 64, 384, true, false},
                    qwen2 = {192, 6, 2, 32, 256, false, true};
