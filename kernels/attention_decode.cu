@@ -59,16 +59,16 @@ __global__ void __launch_bounds__(DEC_THREADS *DEC_GROUP_HEADS) attn_decode_kern
     uint16_t *tiles = reinterpret_cast<uint16_t *>(dsm + DEC_GROUP_HEADS * sizeof(attn_decode_smem));
     const int tile_elems = PASS * p.head_dim; /* one pass of K (or V) */
 
-    const int s = blockIdx.x, i = blockIdx.z, group = p.heads / p.kv_heads;
-    const int chunks = ceil_div(group, DEC_GROUP_HEADS), kvh = blockIdx.y / chunks;
-    const int first = kvh * group + (blockIdx.y % chunks) * DEC_GROUP_HEADS;
-    const int nh = min(DEC_GROUP_HEADS, (kvh + 1) * group - first); /* heads of this block */
-    const int hg = threadIdx.x / DEC_THREADS, tid = threadIdx.x % DEC_THREADS;
+    const int s = blockIdx.x, i = blockIdx.z;
     const int len = p.positions[i] + 1; /* copied before the forward: may be read before the wait */
     pdl_launch_dependents();
     pdl_wait();
-    int splits, start, end;
-    if (!split_range<LPK>(p, s, len, splits, start, end)) return; /* the same for the whole block */
+    int splits, start, end; /* the blocks of splits a short context does not need leave first */
+    if (!split_range<LPK>(p, s, len, splits, start, end)) return;
+    const int group = p.heads / p.kv_heads, chunks = ceil_div(group, DEC_GROUP_HEADS), kvh = blockIdx.y / chunks;
+    const int first = kvh * group + (blockIdx.y % chunks) * DEC_GROUP_HEADS;
+    const int nh = min(DEC_GROUP_HEADS, (kvh + 1) * group - first); /* heads of this block */
+    const int hg = threadIdx.x / DEC_THREADS, tid = threadIdx.x % DEC_THREADS;
 
     const int lane = tid & 31, warp = tid >> 5;
     const int sub = lane % LPK, slot = lane / LPK, d0 = 8 * sub;
@@ -92,14 +92,16 @@ __global__ void __launch_bounds__(DEC_THREADS *DEC_GROUP_HEADS) attn_decode_kern
         stage_keys(p, kn, kn + tile_elems, kvh, start + next * PASS, next_keys);
         const int t0 = start + pass * PASS + warp * KPW * DEC_U;
         if (!mine || t0 >= end) continue;
-        const uint16_t *kt = tiles + (size_t)(pass % DEC_STAGES) * 2 * tile_elems, *vt = kt + tile_elems;
+        /* Key t0 + u * KPW + slot is row warp * KPW * DEC_U + u * KPW + slot of the stage. */
+        const uint16_t *kw = tiles + (size_t)(pass % DEC_STAGES) * 2 * tile_elems +
+                             (warp * KPW * DEC_U + slot) * p.head_dim + d0;
+        const int row_step = KPW * p.head_dim;
         uint4 kr[DEC_U], vr[DEC_U];
 #pragma unroll
         for (int u = 0; u < DEC_U; u++) {
-            const int r = warp * KPW * DEC_U + u * KPW + slot; /* key t0 + u * KPW + slot */
             const bool ok = dims && t0 + u * KPW + slot < end;
-            kr[u] = ok ? lds16(kt + r * p.head_dim + d0) : make_uint4(0, 0, 0, 0);
-            vr[u] = ok ? lds16(vt + r * p.head_dim + d0) : make_uint4(0, 0, 0, 0);
+            kr[u] = ok ? lds16(kw + u * row_step) : make_uint4(0, 0, 0, 0);
+            vr[u] = ok ? lds16(kw + tile_elems + u * row_step) : make_uint4(0, 0, 0, 0);
         }
         consume_keys<LPK>(st, q, kr, vr, t0, slot, end);
     }

@@ -123,10 +123,16 @@ __device__ __forceinline__ void consume_keys(softmax_state &st, const float q[8]
     for (int o = LPK / 2; o > 0; o >>= 1)
 #pragma unroll
         for (int u = 0; u < DEC_U; u++) score[u] += __shfl_xor_sync(0xffffffffu, score[u], o);
+    /* Keys past the end count for nothing, without a branch (their K and V were loaded as zeros,
+     * so a zero weight leaves l and acc exactly as they were). Validity is the same for every lane
+     * of the group. */
+    bool valid[DEC_U];
     float m = st.m;
 #pragma unroll
-    for (int u = 0; u < DEC_U; u++) /* validity is the same for every lane of the group */
-        if (t0 + u * KPW + slot < end) m = fmaxf(m, score[u]);
+    for (int u = 0; u < DEC_U; u++) {
+        valid[u] = t0 + u * KPW + slot < end;
+        m = fmaxf(m, valid[u] ? score[u] : -INFINITY);
+    }
     if (m == -INFINITY) return; /* no key of this group in range */
     const float c = exp2f(st.m - m);
     st.l *= c;
@@ -134,10 +140,9 @@ __device__ __forceinline__ void consume_keys(softmax_state &st, const float q[8]
     for (int d = 0; d < 8; d++) st.acc[d] *= c;
 #pragma unroll
     for (int u = 0; u < DEC_U; u++) {
-        if (t0 + u * KPW + slot >= end) continue;
         float v[8];
         unpack8(vr[u], v);
-        const float e = exp2f(score[u] - m);
+        const float e = valid[u] ? exp2f(score[u] - m) : 0.0f;
         st.l += e;
 #pragma unroll
         for (int d = 0; d < 8; d++) st.acc[d] = fmaf(e, v[d], st.acc[d]);
