@@ -347,7 +347,10 @@ static ss_status one_round(gen *G, ss_error *err) {
 
     double t3 = now_ms();
     span = ss_trace_begin(ss_tracer_active(), "calibrate", "draft", "calibrate", -1);
-    if (g->draft_kind == SS_DRAFT_MODEL && g->draft_plan && !G->finished && calibrate(G, err)) return err->status;
+    /* Only a round that drafted with the plan left approximate entries; after a round without drafts
+     * (plain decoding, k = 0) the draft is just behind, as without EasySpec. */
+    if (g->draft_kind == SS_DRAFT_MODEL && g->draft_plan && n > 0 && !G->finished && calibrate(G, err))
+        return err->status;
     double t4 = now_ms();
     ss_trace_end(&span);
     /* The round's GPU work is done (its results are on the host): a timeline can have its kernels. */

@@ -389,6 +389,33 @@ static void test_real_pairs(void) {
     if (draft) ss_model_free(draft);
 }
 
+/* Plain decoding (k = 0) with an EasySpec plan set never runs the draft: nothing was drafted with
+ * the plan, so there is nothing to calibrate (a bench's plain row once paid a draft forward a token). */
+static void test_plain_with_plan(ss_model *target, ss_model *draft) {
+    ss_params p;
+    ss_params_default(&p);
+    p.max_tokens = 12;
+    p.stop_at_eos = false;
+    p.k = 0;
+    ss_plan plan = {0};
+    ss_error err;
+    if (ss_plan_parse(draft, "2", SS_EASYSPEC_LAYER, &plan, &err) || ss_plan_prepare(draft, &plan, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    ss_kv_state kv = {0}, kv_plain = {0};
+    ss_result r, plain;
+    CHECK(generate(target, draft, SS_DRAFT_MODEL, &plan, &kv, prompts[0], 6, &p, NULL, &r) == SS_OK);
+    CHECK(generate(target, draft, SS_DRAFT_MODEL, NULL, &kv_plain, prompts[0], 6, &p, NULL, &plain) == SS_OK);
+    CHECK_MSG(kv.draft_ids.n == 0, "the draft ran over %d positions in plain decoding", kv.draft_ids.n);
+    CHECK(same_tokens(&r, &plain));
+    ss_result_free(&r);
+    ss_result_free(&plain);
+    ss_kv_state_free(&kv);
+    ss_kv_state_free(&kv_plain);
+    ss_plan_free(draft, &plan);
+}
+
 int main(void) {
     test_accept_rule();
     test_ngram();
@@ -404,6 +431,7 @@ int main(void) {
         test_greedy_identity(target, draft, plans, 5, 3, true);
         test_rollback(&d, target, draft, false);
         test_rollback(&d, target, draft, true);
+        test_plain_with_plan(target, draft);
     }
     if (target) ss_model_free(target);
     if (draft) ss_model_free(draft);
