@@ -129,8 +129,19 @@ typedef struct {
     double tok_s;   /* generated / decode seconds, over all prompts */
 } gen_numbers;
 
+/* The row's warm-up: one untimed generation of the first prompt, up to WARMUP_TOKENS tokens, so that
+ * first-use costs (module loads, the CUDA graphs of the draft, verify and calibrate shapes, pages of
+ * the weights) are not in the timed prompts. */
+#define WARMUP_TOKENS 16
+
 static ss_status bench_generate(ss_session *s, const ss_params *p, gen_numbers *g, ss_error *err) {
     memset(&g->total, 0, sizeof g->total);
+    ss_params warm = *p;
+    if (warm.max_tokens > WARMUP_TOKENS) warm.max_tokens = WARMUP_TOKENS;
+    ss_session_reset(s);
+    ss_result wr;
+    if (ss_session_generate(s, prompts[0], &warm, NULL, &wr, err)) return err->status;
+    ss_result_free(&wr);
     double decode_ms = 0;
     for (int i = 0; i < N_PROMPTS; i++) {
         ss_session_reset(s);
