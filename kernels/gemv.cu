@@ -113,20 +113,21 @@ static int gemv_blocks(int units, int team, int cap) {
     return blocks < cap ? blocks : cap;
 }
 
-/* Warps per team (1, 2, 4 or 8): the fewest batches for the busiest warp, ceil(units / teams) *
- * ceil(nchunks / (32 U team)), ties to the smaller team (no barrier at 1). A whole warp per unit
- * leaves launches whose units just exceed the warps unbalanced: the llama-3.1-8b q/k/v launch has
- * 3072 row pairs of 4 batches for 2112 warps (264 blocks), so its busiest warps read 2 pairs, 8
- * batches, against 5.8 on average; pairs of warps (1056 teams) read 3 pairs of 2 batches, 6.
- * Predicted (not yet measured): that launch 25.2 -> ~19 us, 8B decode ~+4% (216.5 -> ~225 tok/s).
- * Every other llama-3.1-8b and llama-3.2-1b launch keeps 1 (nothing better, or a tie). */
+/* Warps per team (1, 2, 4 or 8): the fewest steps for the busiest warp, ceil(units / teams) *
+ * rows * ceil(nchunks / (32 U team)) (rows: 2 for the one-row steps of q/k/v pairs), ties to the
+ * smaller team (no barrier at 1). A whole
+ * warp per unit leaves launches whose units just exceed the warps unbalanced: the llama-3.1-8b
+ * q/k/v launch has 3072 row pairs of 4 steps for 2112 warps (264 blocks), so its busiest warps
+ * read 2 pairs, 8 steps, against 5.8 on average; pairs of warps (1056 teams) read 3 pairs of 2
+ * steps, 6. Every other llama-3.1-8b and llama-3.2-1b launch keeps 1 (nothing better, or a tie). */
 static int team_for(int kind, int units, int cols, int cap) {
-    const int per_row = GEMV_LOADS / (kind == GEMV_ROWS ? 1 : 2), nchunks = cols / 8;
+    const int rows = kind == GEMV_PAIRS ? 2 : 1, nchunks = cols / 8; /* one-row steps (gemv_run) */
+    const int per_row = GEMV_LOADS / (kind == GEMV_GLU ? 2 : 1);
     int best = 1;
     long least = -1;
     for (int team = 1; team <= GEMV_WARPS; team *= 2) {
         const int teams = gemv_blocks(units, team, cap) * (GEMV_WARPS / team);
-        const long batches = (long)ceil_div(units, teams) * ceil_div(nchunks, 32 * per_row * team);
+        const long batches = (long)ceil_div(units, teams) * rows * ceil_div(nchunks, 32 * per_row * team);
         if (least < 0 || batches < least) least = batches, best = team;
     }
     return best;

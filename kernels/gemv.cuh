@@ -52,15 +52,25 @@ __device__ __forceinline__ void stage_vector(const gemv_params &p, int vec, floa
     }
 }
 
-/* What one warp streams: its team's units first_unit, first_unit + stride, ..., each read in
- * nbatches batches; step s is batch s % nbatches of the team's unit s / nbatches. A unit is one row
- * (GEMV_ROWS), a gate/up row pair (GEMV_GLU) or two rows of one segment (GEMV_PAIRS). A team of
- * `team` warps (1, 2, 4 or 8) shares each unit: member m reads the unit's groups of 32 U chunks
- * m, m + team, ..., so every warp load stays 512 contiguous bytes (split-K inside the block). */
+/* What one warp streams: its team's units first_unit, first_unit + stride, ..., each row read in
+ * nbatches batches. A unit is one row (GEMV_ROWS), a gate/up row pair (GEMV_GLU) or two rows of
+ * one segment (GEMV_PAIRS). With row_steps 1 a step reads batch s % nbatches of every row of the
+ * team's unit s / nbatches; with row_steps R (the rows of a unit) a step reads one row's batch,
+ * row (s / nbatches) % R, so the unit's rows follow each other and a step of a q/k/v pair reads as
+ * many contiguous bytes of its row as a step of a single row does. A team of `team` warps (1, 2, 4 or 8)
+ * shares each unit: member m reads each row's groups of 32 U chunks m, m + team, ..., so every warp
+ * load stays 512 contiguous bytes (split-K inside the block). Lane l sums its chunks of a row in
+ * increasing order whatever the walk, so walks of one warp a unit give the same bits. */
 struct warp_walk {
-    int first_unit, stride, nbatches, nchunks, steps;
+    int first_unit, stride, nbatches, nchunks, steps, row_steps;
     int team, member;
 };
+
+/* Steps per unit. */
+__device__ __forceinline__ int unit_steps(const warp_walk &w) { return w.nbatches * w.row_steps; }
+
+/* Whether step s is its unit's last. */
+__device__ __forceinline__ bool unit_ends(const warp_walk &w, int s) { return s % unit_steps(w) == unit_steps(w) - 1; }
 
 /* R rows per unit (2 for gate/up), U loads in flight per row and lane: the unit's chunk batch
  * `batch` of the rows (counted over the whole team: member m's batch b is b * team + m). */
@@ -74,8 +84,11 @@ __device__ __forceinline__ void load_batch(const uint4 *const rows[R], int batch
     }
 }
 
-/* Step s's batch of the unit, counted over the team. */
+/* Step s's batch of its row, counted over the team. */
 __device__ __forceinline__ int team_batch(const warp_walk &w, int s) { return s % w.nbatches * w.team + w.member; }
+
+/* The row (of the R a unit reads) that a one-row step s reads. */
+__device__ __forceinline__ int step_row(const warp_walk &w, int s) { return s / w.nbatches % w.row_steps; }
 
 __host__ __device__ __forceinline__ int seg_units(const gemv_params &p, int kind, int s) {
     return kind == GEMV_PAIRS ? p.seg[s].rows / 2 : p.seg[s].rows;
@@ -89,9 +102,10 @@ __host__ __device__ __forceinline__ int total_units(const gemv_params &p, int ki
 }
 
 /* The walk of warp `warp` of block `block` in a launch of `grid` blocks, U loads per lane and row
- * in a batch. */
+ * in a batch, row_steps as in warp_walk. */
 template <int KIND>
-__device__ __forceinline__ warp_walk walk_of(const gemv_params &p, int block, int grid, int warp, int team, int U) {
+__device__ __forceinline__ warp_walk walk_of(const gemv_params &p, int block, int grid, int warp, int team, int U,
+                                             int row_steps = 1) {
     const int units = total_units(p, KIND);
     warp_walk w;
     w.team = team;
@@ -100,7 +114,8 @@ __device__ __forceinline__ warp_walk walk_of(const gemv_params &p, int block, in
     w.stride = grid * (GEMV_WARPS / team);
     w.nchunks = p.cols / 8;
     w.nbatches = ceil_div(w.nchunks, 32 * U * team);
-    w.steps = w.first_unit < units ? ceil_div(units - w.first_unit, w.stride) * w.nbatches : 0;
+    w.row_steps = row_steps;
+    w.steps = w.first_unit < units ? ceil_div(units - w.first_unit, w.stride) * unit_steps(w) : 0;
     return w;
 }
 
@@ -125,7 +140,7 @@ __device__ __forceinline__ int unit_rows(const gemv_params &p, int u, int r[2]) 
 /* The segment and rows of step s's unit. */
 template <int KIND>
 __device__ __forceinline__ int step_rows(const gemv_params &p, const warp_walk &w, int s, int r[2]) {
-    return unit_rows<KIND>(p, w.first_unit + (s / w.nbatches) * w.stride, r);
+    return unit_rows<KIND>(p, w.first_unit + (s / unit_steps(w)) * w.stride, r);
 }
 
 /* Row k (of the R a unit reads) of segment seg's weight. */
@@ -134,15 +149,24 @@ __device__ __forceinline__ const uint16_t *unit_row(const gemv_params &p, int se
     return p.seg[KIND == GEMV_GLU ? k : seg].w + (size_t)r[k] * p.cols;
 }
 
-template <int KIND, int R, int U>
-__device__ __forceinline__ void load_step(const gemv_params &p, const warp_walk &w, int s, int lane, uint4 buf[R][U]) {
+/* Rows one step of the register kernel reads: both of a gate/up pair (two matrices streamed side
+ * by side: one row a step made the fused launch 4-9% slower on the H200), one otherwise. */
+template <int KIND> __host__ __device__ constexpr int step_rows_read() { return KIND == GEMV_GLU ? 2 : 1; }
+
+/* The loads of step s: RS rows, all of the unit's (row_steps 1) or the step's one (row_steps R). */
+template <int KIND, int RS, int U>
+__device__ __forceinline__ void load_step(const gemv_params &p, const warp_walk &w, int s, int lane, uint4 buf[RS][U]) {
     int r[2];
     const int seg = step_rows<KIND>(p, w, s, r);
-    const uint4 *rows[R];
+    const uint4 *rows[RS];
 #pragma unroll
-    for (int k = 0; k < R; k++)
-        rows[k] = reinterpret_cast<const uint4 *>(unit_row<KIND>(p, seg, r, k));
-    load_batch<R, U>(rows, team_batch(w, s), lane, w.nchunks, buf);
+    for (int k = 0; k < RS; k++) {
+        if (w.row_steps == 1 || step_row(w, s) == 0) /* constant indices: r stays in registers */
+            rows[k] = reinterpret_cast<const uint4 *>(unit_row<KIND>(p, seg, r, k));
+        else
+            rows[k] = reinterpret_cast<const uint4 *>(unit_row<KIND>(p, seg, r, 1));
+    }
+    load_batch<RS, U>(rows, team_batch(w, s), lane, w.nchunks, buf);
 }
 
 __device__ __forceinline__ float bias_at(const gemv_seg &s, int row) { return s.bias ? bf16_at(s.bias, row) : 0.0f; }
@@ -186,7 +210,7 @@ __device__ __forceinline__ void unit_epilogue(const gemv_params &p, int seg, con
  * (the 8B o projection, the 1B down projection). Only member 0 of a team runs the epilogue. */
 template <int KIND, int NV>
 __device__ __forceinline__ void load_residual(const gemv_params &p, const warp_walk &w, int s, int lane, float resid[NV]) {
-    if (KIND != GEMV_ROWS || !p.residual || lane != 0 || w.member != 0 || s % w.nbatches != w.nbatches - 1) return;
+    if (KIND != GEMV_ROWS || !p.residual || lane != 0 || w.member != 0 || !unit_ends(w, s)) return;
     int r[2];
     const int seg = step_rows<KIND>(p, w, s, r);
 #pragma unroll
@@ -265,17 +289,21 @@ __device__ __forceinline__ void finish_unit(const gemv_params &p, const warp_wal
     }
 }
 
-/* Accumulates step s from buf; at the last batch of a unit, finishes the unit (resid:
- * load_residual's values for it). */
-template <int KIND, int NV, int R, int U>
+/* Accumulates step s (RS of the unit's R rows) from buf into its rows' sums; at the last step of a
+ * unit, finishes the unit (resid: load_residual's values for it). */
+template <int KIND, int NV, int R, int RS, int U>
 __device__ __forceinline__ void consume_step(const gemv_params &p, const warp_walk &w, int s, int lane, int xstride,
-                                             const float *xs, const uint4 buf[R][U], float acc[R][NV],
+                                             const float *xs, const uint4 buf[RS][U], float acc[R][NV],
                                              const float resid[NV]) {
-    accumulate_batch<NV, R, U>(p.nvec, team_batch(w, s), lane, w.nchunks, xstride, xs, buf, acc);
-    if (s % w.nbatches != w.nbatches - 1) return;
+    const int batch = team_batch(w, s);
+    if (RS == R || step_row(w, s) == 0) /* constant row indices: acc stays in registers */
+        accumulate_batch<NV, RS, U>(p.nvec, batch, lane, w.nchunks, xstride, xs, buf, acc);
+    else
+        accumulate_batch<NV, RS, U>(p.nvec, batch, lane, w.nchunks, xstride, xs, buf, acc + 1);
+    if (!unit_ends(w, s)) return;
     int r[2];
     const int seg = step_rows<KIND>(p, w, s, r);
-    finish_unit<KIND, NV, R>(p, w, s / w.nbatches, seg, r, lane, p.nvec, acc, resid);
+    finish_unit<KIND, NV, R>(p, w, s / unit_steps(w), seg, r, lane, p.nvec, acc, resid);
 }
 
 /* The constants the block reads after its wait, into L1 before it: the norm weight (read in
@@ -291,8 +319,9 @@ __device__ __forceinline__ void prefetch_constants(const gemv_params &p) {
 /* The body of a GEMV launch as block `block` of `grid`; wait() stands between what may run before
  * the previous work is done (weight loads, constants) and the rest: the PDL wait in gemv_kernel, a
  * grid barrier in the persistent kernel. xs: the dynamic shared memory (gemv_smem). NV: the most
- * vectors this instantiation takes (p.nvec <= NV). LOADS: 16-byte loads per lane in one batch (U per
- * row of a unit of R rows). team: warps sharing a unit (1, 2, 4 or 8; team_for in gemv.cu picks
+ * vectors this instantiation takes (p.nvec <= NV). LOADS: 16-byte loads per lane in one step, over
+ * step_rows_read rows (a q/k/v pair reads its two rows one after the other, 4 KB a step of each;
+ * a gate/up pair reads 2 KB of both in a step). team: warps sharing a unit (1, 2, 4 or 8; team_for in gemv.cu picks
  * it), a constant in every caller so that team 1 compiles to the code without teams (no barrier, no
  * shared memory). Software-pipelined: the loads of step s + 1 are in flight while step s is summed,
  * and step s + 2's go out right after (two register buffers, up to 2U loads outstanding per lane,
@@ -300,16 +329,16 @@ __device__ __forceinline__ void prefetch_constants(const gemv_params &p) {
  * copy bandwidth and the gate/up launch to 96% (docs/cuda.md). */
 template <int KIND, int NV, int LOADS, typename Wait>
 __device__ __forceinline__ void gemv_run(const gemv_params &p, float *xs, int block, int grid, Wait wait, int team = 1) {
-    constexpr int R = KIND == GEMV_ROWS ? 1 : 2, U = LOADS / R;
+    constexpr int R = KIND == GEMV_ROWS ? 1 : 2, RS = step_rows_read<KIND>(), U = LOADS / RS;
     const int xstride = vector_stride(p.cols);
     const int lane = threadIdx.x & 31;
-    const warp_walk w = walk_of<KIND>(p, block, grid, threadIdx.x >> 5, team, U);
+    const warp_walk w = walk_of<KIND>(p, block, grid, threadIdx.x >> 5, team, U, R / RS);
 
     /* The first two steps' loads go out before the wait (weights are constant): the block fetches
      * while the previous kernel (or phase) finishes. */
-    uint4 a[R][U], b[R][U];
-    if (w.steps > 0) load_step<KIND, R, U>(p, w, 0, lane, a);
-    if (w.steps > 1) load_step<KIND, R, U>(p, w, 1, lane, b);
+    uint4 a[RS][U], b[RS][U];
+    if (w.steps > 0) load_step<KIND, RS, U>(p, w, 0, lane, a);
+    if (w.steps > 1) load_step<KIND, RS, U>(p, w, 1, lane, b);
     prefetch_constants(p);
     wait();
     /* One residual buffer per weight buffer: a unit's entries travel with its weights. */
@@ -325,11 +354,11 @@ __device__ __forceinline__ void gemv_run(const gemv_params &p, float *xs, int bl
 #pragma unroll
         for (int v = 0; v < NV; v++) acc[k][v] = 0.0f;
     for (int s = 0; s < w.steps; s += 2) {
-        consume_step<KIND, NV, R, U>(p, w, s, lane, xstride, xs, a, acc, ra);
-        if (s + 2 < w.steps) load_step<KIND, R, U>(p, w, s + 2, lane, a), load_residual<KIND, NV>(p, w, s + 2, lane, ra);
+        consume_step<KIND, NV, R, RS, U>(p, w, s, lane, xstride, xs, a, acc, ra);
+        if (s + 2 < w.steps) load_step<KIND, RS, U>(p, w, s + 2, lane, a), load_residual<KIND, NV>(p, w, s + 2, lane, ra);
         if (s + 1 >= w.steps) break;
-        consume_step<KIND, NV, R, U>(p, w, s + 1, lane, xstride, xs, b, acc, rb);
-        if (s + 3 < w.steps) load_step<KIND, R, U>(p, w, s + 3, lane, b), load_residual<KIND, NV>(p, w, s + 3, lane, rb);
+        consume_step<KIND, NV, R, RS, U>(p, w, s + 1, lane, xstride, xs, b, acc, rb);
+        if (s + 3 < w.steps) load_step<KIND, RS, U>(p, w, s + 3, lane, b), load_residual<KIND, NV>(p, w, s + 3, lane, rb);
     }
 }
 

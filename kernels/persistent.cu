@@ -115,7 +115,9 @@ __device__ __forceinline__ void phase_wait(grid_sync &g, bool first, bool last) 
     if (last) pdl_launch_dependents();
 }
 
-/* Loads in flight per lane and row in a step: the register kernel's, so the steps are its batches. */
+/* Loads per lane and row in a step: a 4 KB slot holds a batch of every row of the unit (2 KB of
+ * each row of a pair; the register kernel reads a pair's rows one after the other instead). Lane l
+ * sums its chunks of a row in the same increasing order either way, so the bits agree. */
 template <int KIND> __host__ __device__ constexpr int step_loads() { return GEMV_LOADS / (KIND == GEMV_ROWS ? 1 : 2); }
 
 /* Computing warp `warp`'s walk through a GEMV phase (one warp a unit). */
