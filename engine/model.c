@@ -282,9 +282,9 @@ static ss_status create_rank(ss_model *m, int rank, int devices, ss_error *err) 
     return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s: tp %d, rank %d", m->dir, m->tp, rank);
 }
 
-/* CUDA ranks sum through NCCL when each has its own device; through the peer all-reduce (tp.h) when ranks
- * share a device, when SPECSCOPE_TP_COMM=peer asks, or when NCCL cannot be opened (said in the
- * notice). */
+/* CUDA ranks sum through NCCL when each has its own device (no other way: the peer all-reduce takes
+ * ranks of one device only, engine/cuda/peer_comm.cu says why), through the peer all-reduce (tp.h)
+ * when they share one. */
 static ss_status create_cuda_comm(ss_model *m, int devices, ss_error *err) {
     const char *want = getenv("SPECSCOPE_TP_COMM");
     if (want && *want && strcmp(want, "nccl") && strcmp(want, "peer"))
@@ -294,11 +294,7 @@ static ss_status create_cuda_comm(ss_model *m, int devices, ss_error *err) {
     if (devices == m->tp && !(want && strcmp(want, "peer") == 0)) {
         ss_error why = {0};
         ss_status st = ss_tp_comm_nccl_create(m->tp, &m->comm, &why);
-        if (st != SS_EUNSUPPORTED || (want && strcmp(want, "nccl") == 0))
-            return st == SS_OK ? SS_OK : ss_fail(err, st, "%s", why.msg);
-        size_t used = strlen(m->backend_notice);
-        snprintf(m->backend_notice + used, sizeof m->backend_notice - used, "%stp %d sums through the peer all-reduce (%s)",
-                 used ? "; " : "specscope: ", m->tp, why.msg);
+        return st == SS_OK ? SS_OK : ss_fail(err, st, "tp %d over %d GPUs needs NCCL: %s", m->tp, devices, why.msg);
     }
     return ss_tp_comm_peer_create(m->tp, bes, &m->comm, err);
 }

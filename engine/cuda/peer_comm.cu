@@ -1,16 +1,18 @@
 /* peer_comm.cu — the communicator of CUDA ranks without NCCL (engine/tp.h): once every rank's
  * stream has reached the all-reduce, one kernel on rank 0's stream reads the ranks' partial sums
- * (through peer access where they sit on other devices), adds them in rank order 0..N-1 like the
- * host communicator, so the result does not depend on timing, and writes the sum into every
- * rank's buffer; the other ranks' streams wait for it.
+ * (all on one device), adds them in rank order 0..N-1 like the host communicator, so the result
+ * does not depend on timing, and writes the sum into every rank's buffer; the other ranks' streams
+ * wait for it.
  *
- * It serves what NCCL cannot: ranks that share a device (SPECSCOPE_TP_DEVICES, engine/model.c: a
- * split checked on one GPU), and machines without libnccl.so.2. One kernel, no copies, so it is
- * also captured into CUDA graphs like the rest of a forward.
+ * It serves ranks that share a device (SPECSCOPE_TP_DEVICES, engine/model.c: a split checked on one
+ * GPU). One kernel, no copies, so it is also captured into CUDA graphs like the rest of a forward.
+ * Ranks on different devices are refused: on the first machine with two H200s (sixth session), a
+ * split over devices 0 and 1 through this communicator did not finish in over a minute (the same
+ * split through NCCL matched the one-device split exactly); until that is understood, several
+ * devices take NCCL.
  *
  * The streams meet through events: each rank records `ready` after its last op, rank 0's stream
- * waits for all of them, and the other ranks' streams wait for `summed`. Events must be recorded on
- * their own device's streams, so each rank has its own. */
+ * waits for all of them, and the other ranks' streams wait for `summed`. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,25 +76,6 @@ static void peer_destroy(ss_tp_comm *c) {
 
 static const ss_tp_comm_ops peer_ops = {"peer", peer_all_reduce_sum, peer_destroy};
 
-/* Rank 0's device reads and writes every other rank's memory. */
-static ss_status reach_ranks(peer_impl *p, int ranks, ss_error *err) {
-    const int dev0 = p->rank[0]->device;
-    for (int r = 1; r < ranks; r++) {
-        const int dev = p->rank[r]->device;
-        int can = 0;
-        if (dev == dev0) continue;
-        if (cudaDeviceCanAccessPeer(&can, dev0, dev) != cudaSuccess || !can)
-            return ss_fail(err, SS_EUNSUPPORTED, "peer all-reduce: device %d cannot reach device %d (use NCCL)", dev0, dev);
-        cudaSetDevice(dev0);
-        cudaError_t e = cudaDeviceEnablePeerAccess(dev, 0);
-        if (e == cudaErrorPeerAccessAlreadyEnabled) e = cudaSuccess;
-        cudaGetLastError();
-        if (e != cudaSuccess)
-            return ss_fail(err, SS_EDEVICE, "peer all-reduce: peer access %d -> %d: %s", dev0, dev, cudaGetErrorString(e));
-    }
-    return SS_OK;
-}
-
 extern "C" ss_status ss_tp_comm_peer_create(int ranks, ss_backend *const *backends, ss_tp_comm **out, ss_error *err) {
     *out = NULL;
     if (ranks < 1 || ranks > SS_MAX_TP)
@@ -100,6 +83,13 @@ extern "C" ss_status ss_tp_comm_peer_create(int ranks, ss_backend *const *backen
     for (int r = 0; r < ranks; r++)
         if (!backends[r] || strcmp(backends[r]->ops->name, "cuda") != 0)
             return ss_fail(err, SS_EARG, "peer all-reduce: rank %d is not on a CUDA backend", r);
+    const int dev0 = ((cuda_backend *)backends[0]->impl)->device;
+    for (int r = 1; r < ranks; r++)
+        if (((cuda_backend *)backends[r]->impl)->device != dev0)
+            return ss_fail(err, SS_EUNSUPPORTED,
+                           "peer all-reduce: ranks on devices %d and %d: across devices only NCCL (libnccl.so.2) is "
+                           "supported",
+                           dev0, ((cuda_backend *)backends[r]->impl)->device);
     ss_tp_comm *c = (ss_tp_comm *)calloc(1, sizeof *c);
     peer_impl *p = (peer_impl *)calloc(1, sizeof *p);
     if (!c || !p) {
@@ -115,12 +105,10 @@ extern "C" ss_status ss_tp_comm_peer_create(int ranks, ss_backend *const *backen
             e = cudaEventCreateWithFlags(&p->ready[r], cudaEventDisableTiming);
         if (e == cudaSuccess && r == 0) e = cudaEventCreateWithFlags(&p->summed, cudaEventDisableTiming);
     }
-    ss_status st = e == cudaSuccess ? reach_ranks(p, ranks, err)
-                                    : ss_fail(err, SS_EDEVICE, "peer all-reduce: events: %s", cudaGetErrorString(e));
-    if (st != SS_OK) {
+    if (e != cudaSuccess) {
         cudaGetLastError();
         peer_destroy(c);
-        return st;
+        return ss_fail(err, SS_EDEVICE, "peer all-reduce: events: %s", cudaGetErrorString(e));
     }
     *out = c;
     return SS_OK;
