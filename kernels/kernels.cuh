@@ -152,8 +152,9 @@ struct attn_params {
     unsigned *counters;  /* attn_counters(), zero between launches */
 };
 
-/* Flash-decoding on CUDA cores: one block per (query, head, split). Any head_dim that is a
- * multiple of 8, up to 256. */
+/* Flash-decoding on CUDA cores: one block per (query, kv head, split) serving up to 4 heads of the
+ * group, keys staged through shared memory. Any head_dim that is a multiple of 8, up to 256.
+ * Splits: one block per SM for a decoded token, from the heads alone (never the context). */
 int attn_decode_splits(int heads, int kv_heads, int sms);
 cudaError_t attn_decode(const launch_ctx &c, const attn_params &p);
 
