@@ -35,11 +35,12 @@ ss_status ss_cuda_gemm_rate(int m, int n, int k, double *flops_per_s, ss_error *
 ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rates *out, ss_error *err);
 
 /* Seconds per kernel boundary: back-to-back launches of an empty kernel with PDL (the floor under
- * every kernel of a decode step). */
-ss_status ss_cuda_boundary_time(double *seconds, ss_error *err);
+ * every kernel of a decode step), replayed from a CUDA graph as a decode step is, and launched one
+ * by one from the host (where the host's launch rate may be what is measured). */
+ss_status ss_cuda_boundary_time(double *in_graph, double *one_by_one, ss_error *err);
 
 /* Seconds per attention launch of `queries` queries at the newest positions of a context (random
- * bf16 cache; causal), back to back, with the kernel the backend picks: 1 query is the attention
+ * bf16 cache; causal), back to back in a CUDA graph, with the kernel the backend picks: 1 query is the attention
  * of a decode step, context queries over context keys that of a prefill. */
 ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_dim, int queries, int context, double *seconds,
                                  ss_error *err);
@@ -63,8 +64,8 @@ static inline ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_
     return ss_fail(err, SS_EUNSUPPORTED, "GEMV rate: built without CUDA");
 }
 
-static inline ss_status ss_cuda_boundary_time(double *seconds, ss_error *err) {
-    *seconds = 0;
+static inline ss_status ss_cuda_boundary_time(double *in_graph, double *one_by_one, ss_error *err) {
+    *in_graph = *one_by_one = 0;
     return ss_fail(err, SS_EUNSUPPORTED, "kernel boundary: built without CUDA");
 }
 

@@ -26,23 +26,26 @@ static const shape shapes[] = {
     {"0.5b q", 896, 896, false},           {"0.5b down", 896, 4864, false},
 };
 
-/* Decode attention at 128 and 4096 keys and one layer's prefill attention, for the 1B and 8B
- * heads; gemm_peak (0: not measured) is the prefill's reference rate. Returns nonzero on failure. */
+/* Decode attention after 128 to 4096 tokens of context (the token decoded next, as specscope
+ * bench's "decode @128": 129 keys) and one layer's prefill attention, for the 1B and 8B heads
+ * (launches back to back in a CUDA graph); gemm_peak (0: not measured) is the prefill's reference
+ * rate. Returns nonzero on failure. */
 static int attention_lines(double copy, double gemm_peak) {
     ss_error err = {0};
     static const struct {
         const char *what;
         int heads, kv_heads, head_dim;
     } attn[] = {{"1b", 32, 8, 64}, {"8b", 32, 8, 128}};
-    static const int contexts[] = {128, 4096};
+    static const int contexts[] = {128, 512, 1024, 4096};
     for (size_t i = 0; i < sizeof attn / sizeof *attn; i++) {
         for (size_t j = 0; j < sizeof contexts / sizeof *contexts; j++) {
             double s = 0;
-            if (ss_cuda_attention_time(attn[i].heads, attn[i].kv_heads, attn[i].head_dim, 1, contexts[j], &s, &err)) {
+            const int keys = contexts[j] + 1;
+            if (ss_cuda_attention_time(attn[i].heads, attn[i].kv_heads, attn[i].head_dim, 1, keys, &s, &err)) {
                 fprintf(stderr, "%s\n", err.msg);
                 return 1;
             }
-            double kv = 2.0 * contexts[j] * attn[i].kv_heads * attn[i].head_dim * 2;
+            double kv = 2.0 * keys * attn[i].kv_heads * attn[i].head_dim * 2;
             printf("attention decode %s @%d: %.2f us, KV %.2f MB at %.1f%% of copy bandwidth\n", attn[i].what,
                    contexts[j], s * 1e6, kv / 1e6, 100 * kv / s / copy);
         }
@@ -105,11 +108,12 @@ int main(int argc, char **argv) {
                100 * r.persistent / copy, r.single_cold / 1e9, r.single_l2 / 1e9);
     }
     if (only) return 0;
-    double boundary = 0;
-    if (ss_cuda_boundary_time(&boundary, &err)) {
+    double in_graph = 0, one_by_one = 0;
+    if (ss_cuda_boundary_time(&in_graph, &one_by_one, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    printf("kernel boundary (empty kernels back to back, PDL): %.2f us\n", boundary * 1e6);
+    printf("kernel boundary (empty kernels back to back, PDL): %.2f us in a graph, %.2f us launched one by one\n",
+           in_graph * 1e6, one_by_one * 1e6);
     return attention_lines(copy, gemm_peak) ? 1 : 0;
 }
