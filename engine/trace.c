@@ -350,6 +350,7 @@ typedef struct {
     const char *name;
     ss_trace_track track;
     uint64_t start_ns, dur_ns;
+    uint64_t exposed_ns; /* ss_kernel_row.exposed_per_step_us */
 } gpu_item;
 
 static int by_track_name(const void *a, const void *b) {
@@ -361,6 +362,23 @@ static int by_track_name(const void *a, const void *b) {
 static int by_start(const void *a, const void *b) {
     const gpu_item *x = a, *y = b;
     return (x->start_ns > y->start_ns) - (x->start_ns < y->start_ns);
+}
+
+static int by_end(const void *a, const void *b) {
+    const gpu_item *x = a, *y = b;
+    uint64_t ex = x->start_ns + x->dur_ns, ey = y->start_ns + y->dur_ns;
+    return (ex > ey) - (ex < ey);
+}
+
+/* Each item's exposed time: its end less the later of its start and the last end before it. */
+static void mark_exposed(gpu_item *items, int n) {
+    qsort(items, (size_t)n, sizeof *items, by_end);
+    uint64_t last_end = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t s = items[i].start_ns, e = s + items[i].dur_ns, from = s > last_end ? s : last_end;
+        items[i].exposed_ns = e > from ? e - from : 0;
+        if (e > last_end) last_end = e;
+    }
 }
 
 static int by_total_desc(const void *a, const void *b) {
@@ -394,8 +412,10 @@ static int group_rows(const gpu_item *items, int n, int steps, double gpu_us, ss
         copy_field(r->name, sizeof r->name, items[i].name);
         r->track = items[i].track;
         int j = i;
-        for (; j < n && items[j].track == items[i].track && strcmp(items[j].name, items[i].name) == 0; j++)
+        for (; j < n && items[j].track == items[i].track && strcmp(items[j].name, items[i].name) == 0; j++) {
             r->total_us += (double)items[j].dur_ns / 1e3;
+            r->exposed_per_step_us += (double)items[j].exposed_ns / 1e3 / steps;
+        }
         r->count = j - i;
         r->mean_us = r->total_us / (double)r->count;
         r->share = gpu_us > 0 ? r->total_us / gpu_us : 0;
@@ -423,9 +443,10 @@ ss_status ss_tracer_kernel_summary(ss_tracer *t, int steps, ss_kernel_summary *o
     double gpu_us = 0;
     for (int i = 0; i < n; i++) {
         if (evs[i].track == SS_TRACK_HOST) continue;
-        items[m++] = (gpu_item){evs[i].name, evs[i].track, evs[i].start_ns, evs[i].dur_ns};
+        items[m++] = (gpu_item){evs[i].name, evs[i].track, evs[i].start_ns, evs[i].dur_ns, 0};
         gpu_us += (double)evs[i].dur_ns / 1e3;
     }
+    mark_exposed(items, m);
     qsort(items, (size_t)m, sizeof *items, by_track_name);
     out->n = group_rows(items, m, steps, gpu_us, rows);
     qsort(rows, (size_t)out->n, sizeof *rows, by_total_desc);

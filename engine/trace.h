@@ -114,6 +114,11 @@ typedef struct {
     double share;        /* of the summed GPU event time */
     double per_step_us;  /* total_us / steps */
     double calls_per_step;
+    /* Per step, the part of its events after every event that ended earlier had ended: how much
+     * later the GPU's work ended because of this kernel. With PDL a kernel starts early and waits
+     * for the one before, so its duration counts that wait too; this does not. Summed over the
+     * rows it is at most busy_us / steps. */
+    double exposed_per_step_us;
 } ss_kernel_row;
 
 typedef struct {

@@ -248,14 +248,19 @@ static void test_summary(void) {
         CHECK_NEAR(a->share, 60.0 / 110.0, 1e-12);
         CHECK_NEAR(a->per_step_us, 30.0, 1e-9);
         CHECK_NEAR(a->calls_per_step, 1.0, 1e-12);
+        /* the second attn adds 26 of its 30 us: the gemv before it ended at 120 */
+        CHECK_NEAR(a->exposed_per_step_us, (30.0 + 26.0) / 2, 1e-9);
         CHECK(strcmp(g->name, "gemv_kernel") == 0 && g->count == 4);
         CHECK_NEAR(g->total_us, 40.0, 1e-9);
         CHECK_NEAR(g->mean_us, 10.0, 1e-9);
         CHECK_NEAR(g->share, 40.0 / 110.0, 1e-12);
         CHECK_NEAR(g->per_step_us, 20.0, 1e-9);
         CHECK_NEAR(g->calls_per_step, 2.0, 1e-12);
+        CHECK_NEAR(g->exposed_per_step_us, 20.0, 1e-9);
         CHECK(strcmp(c->name, "memcpy DtoH") == 0 && c->track == SS_TRACK_GPU_MEMCPY && c->count == 2);
         CHECK_NEAR(c->share, 10.0 / 110.0, 1e-12);
+        /* no gaps inside the two busy spans: the exposed times add up to busy_us */
+        CHECK_NEAR(2 * (a->exposed_per_step_us + g->exposed_per_step_us + c->exposed_per_step_us), sum.busy_us, 1e-9);
     }
     ss_kernel_summary_free(&sum);
     CHECK(sum.rows == NULL && sum.n == 0);

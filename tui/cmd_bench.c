@@ -317,11 +317,12 @@ static void print_kernels(const kernel_numbers *k) {
            "launches\n",
            k->context, k->steps, s->busy_us / k->steps, k->wall_us, 100 * s->busy_us / k->steps / k->wall_us,
            (double)launches / k->steps);
-    printf("  %6s %10s %11s %9s  %s\n", "share", "us/token", "calls/token", "mean us", "kernel");
+    printf("  %6s %10s %11s %9s %13s  %s\n", "share", "us/token", "calls/token", "mean us", "exposed us/tok",
+           "kernel");
     for (int i = 0; i < s->n; i++) {
         const ss_kernel_row *r = &s->rows[i];
-        printf("  %5.1f%% %10.2f %11.2f %9.2f  %s\n", 100 * r->share, r->per_step_us, r->calls_per_step, r->mean_us,
-               r->name);
+        printf("  %5.1f%% %10.2f %11.2f %9.2f %13.2f  %s\n", 100 * r->share, r->per_step_us, r->calls_per_step,
+               r->mean_us, r->exposed_per_step_us, r->name);
     }
 }
 
@@ -329,11 +330,11 @@ static json_t *kernels_json(const ss_kernel_summary *s) {
     json_t *rows = json_array();
     for (int i = 0; i < s->n; i++) {
         const ss_kernel_row *r = &s->rows[i];
-        json_array_append_new(rows, json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f}", "name", r->name, "kind",
+        json_array_append_new(rows, json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "name", r->name, "kind",
                                               r->track == SS_TRACK_GPU_MEMCPY ? "memcpy" : "kernel", "count",
                                               (json_int_t)r->count, "calls_per_token", r->calls_per_step, "us_per_token",
                                               r->per_step_us, "mean_us", r->mean_us, "total_us", r->total_us, "share",
-                                              r->share));
+                                              r->share, "exposed_us_per_token", r->exposed_per_step_us));
     }
     return rows;
 }
