@@ -12,6 +12,7 @@ namespace sk {
 #define DEC_WARPS (DEC_THREADS / 32)
 #define DEC_U 8
 #define MAX_SPLITS 64
+#define DEC_SOLO_PASSES 2 /* contexts of up to this many passes of keys take one split (split_range) */
 
 struct softmax_state {
     float m, l, acc[8];
@@ -83,12 +84,16 @@ __device__ __forceinline__ void merge_partials(const float *part, int count, int
 __device__ __forceinline__ uint4 load_cg16(const void *p) { return __ldcg(reinterpret_cast<const uint4 *>(p)); }
 
 /* The key range of split s of a (query, head) whose context is len keys: false when the split has
- * none. A split gets at least one pass of a block's keys (DEC_WARPS * KPW * DEC_U), so short
- * contexts use fewer splits and may skip the merge. */
+ * none. A split takes at least one pass of a block's keys (DEC_WARPS * KPW * DEC_U), so short
+ * contexts use fewer splits and the others leave first; and a context of at most DEC_SOLO_PASSES
+ * passes is one split: its second pass (its keys already in flight beside the first) costs less
+ * than the merge a second split needs (partials out, a count, every split's partial back in). On
+ * the H200 the 1B heads' 129 keys take 2 passes of 128 in one split rather than two splits and a
+ * merge; with more splits per pass than that, parallel splits win (docs/cuda.md, seventh session). */
 template <int LPK>
 __device__ __forceinline__ bool split_range(const attn_params &p, int s, int len, int &splits, int &start, int &end) {
-    constexpr int KPW = 32 / LPK;
-    splits = min(p.splits, ceil_div(len, DEC_WARPS * KPW * DEC_U));
+    constexpr int KPW = 32 / LPK, PASS = DEC_WARPS * KPW * DEC_U;
+    splits = len <= DEC_SOLO_PASSES * PASS ? 1 : min(p.splits, ceil_div(len, PASS));
     if (s >= splits) return false;
     const int chunk = ceil_div(len, splits);
     start = s * chunk, end = min(len, start + chunk);
