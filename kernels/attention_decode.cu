@@ -6,7 +6,8 @@
  * so one CUDA graph serves every step; and it depends on the heads only, so a verified query sums
  * its keys in the same order as the same query decoded alone. Each block reads its query's position
  * from device memory and uses only as many splits as the length needs (at least one pass of keys
- * each, so short contexts skip the merge); the others leave at once.
+ * each, and one split up to DEC_SOLO_PASSES passes, so short contexts skip the merge: split_range);
+ * the others leave at once.
  *
  * The split's keys stream through shared memory in passes of DEC_WARPS * KPW * DEC_U keys: every
  * thread of the block issues cp.async copies of the K and V rows of pass p + DEC_STAGES - 1 while
