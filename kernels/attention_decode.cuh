@@ -91,9 +91,14 @@ __device__ __forceinline__ uint4 load_cg16(const void *p) { return __ldcg(reinte
  * the H200 the 1B heads' 129 keys take 2 passes of 128 in one split rather than two splits and a
  * merge; with more splits per pass than that, parallel splits win (docs/cuda.md, seventh session). */
 template <int LPK>
-__device__ __forceinline__ bool split_range(const attn_params &p, int s, int len, int &splits, int &start, int &end) {
+__device__ __forceinline__ int split_count(const attn_params &p, int len) {
     constexpr int KPW = 32 / LPK, PASS = DEC_WARPS * KPW * DEC_U;
-    splits = len <= DEC_SOLO_PASSES * PASS ? 1 : min(p.splits, ceil_div(len, PASS));
+    return len <= DEC_SOLO_PASSES * PASS ? 1 : min(p.splits, ceil_div(len, PASS));
+}
+
+template <int LPK>
+__device__ __forceinline__ bool split_range(const attn_params &p, int s, int len, int &splits, int &start, int &end) {
+    splits = split_count<LPK>(p, len);
     if (s >= splits) return false;
     const int chunk = ceil_div(len, splits);
     start = s * chunk, end = min(len, start + chunk);
