@@ -12,7 +12,7 @@ namespace sk {
 #define DEC_WARPS (DEC_THREADS / 32)
 #define DEC_U 8
 #define MAX_SPLITS 64
-#define DEC_SOLO_PASSES 2 /* contexts of up to this many passes of keys take one split (split_range) */
+#define DEC_SOLO_PASSES 3 /* contexts of up to this many passes of keys take one split (split_range) */
 
 struct softmax_state {
     float m, l, acc[8];
@@ -86,10 +86,12 @@ __device__ __forceinline__ uint4 load_cg16(const void *p) { return __ldcg(reinte
 /* The key range of split s of a (query, head) whose context is len keys: false when the split has
  * none. A split takes at least one pass of a block's keys (DEC_WARPS * KPW * DEC_U), so short
  * contexts use fewer splits and the others leave first; and a context of at most DEC_SOLO_PASSES
- * passes is one split: its second pass (its keys already in flight beside the first) costs less
+ * passes is one split: its later passes (their keys in flight beside the first) cost less
  * than the merge a second split needs (partials out, a count, every split's partial back in). On
- * the H200 the 1B heads' 129 keys take 2 passes of 128 in one split rather than two splits and a
- * merge; with more splits per pass than that, parallel splits win (docs/cuda.md, seventh session). */
+ * the H200, with one head a block at short contexts (attention_decode.cu), the 8B heads' 129 keys
+ * take 5.1 us as 3 passes of 64 in one split against 6.3 us as three splits and a merge, and the
+ * 1B heads' 257 keys 4.9 against 6.0 us; at 512 keys and more, parallel splits win
+ * (docs/cuda.md, seventh session). */
 template <int LPK>
 __device__ __forceinline__ int split_count(const attn_params &p, int len) {
     constexpr int KPW = 32 / LPK, PASS = DEC_WARPS * KPW * DEC_U;

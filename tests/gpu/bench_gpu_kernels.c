@@ -36,7 +36,7 @@ static int attention_lines(double copy, double gemm_peak) {
         const char *what;
         int heads, kv_heads, head_dim;
     } attn[] = {{"1b", 32, 8, 64}, {"8b", 32, 8, 128}};
-    static const int contexts[] = {128, 512, 1024, 4096};
+    static const int contexts[] = {128, 256, 512, 1024, 4096};
     for (size_t i = 0; i < sizeof attn / sizeof *attn; i++) {
         for (size_t j = 0; j < sizeof contexts / sizeof *contexts; j++) {
             double s = 0;
