@@ -363,7 +363,9 @@ static void usage(FILE *out) {
             "  --repeats R            timed repeats after one warm-up, median reported (default 5)\n"
             "  --trace FILE.json      after the timed runs, trace R*8 more decode steps at 128 tokens of\n"
             "                         context and write a Chrome trace (Perfetto; docs/trace.md)\n"
-            "  --kernels              (CUDA) print the time of each kernel per decoded token in those steps\n"
+            "  --kernels              (CUDA) print the time of each kernel per decoded token in those steps,\n"
+            "                         and its exposed part (its share of the critical path: with PDL a\n"
+            "                         kernel's own duration also counts its wait for the one before)\n"
             "  --json                 print one JSON object\n%s",
             N_PROMPTS, gen_options_help);
 }
