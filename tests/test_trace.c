@@ -272,6 +272,33 @@ static void test_summary(void) {
     ss_tracer_free(t);
 }
 
+/* A long launch that spans an idle gap between two shorter ones ending before it: the gap it fills
+ * is busy, but it moved the end of the work only past the later of them, so the exposed times add up
+ * to less than the busy time (docs/trace.md). */
+static void test_exposed_gap(void) {
+    ss_tracer *t;
+    ss_error err = {0};
+    CHECK(ss_tracer_new(8, &t, &err) == SS_OK);
+    uint64_t us = 1000;
+    ss_trace_event evs[] = {
+        gpu_event("a", SS_TRACK_GPU_KERNEL, 0 * us, 10 * us),  /* [0, 10) */
+        gpu_event("c", SS_TRACK_GPU_KERNEL, 20 * us, 5 * us),  /* [20, 25) */
+        gpu_event("b", SS_TRACK_GPU_KERNEL, 5 * us, 25 * us),  /* [5, 30): spans the gap [10, 20) */
+    };
+    for (size_t i = 0; i < sizeof evs / sizeof *evs; i++) ss_tracer_add(t, &evs[i]);
+    ss_kernel_summary sum;
+    CHECK_MSG(ss_tracer_kernel_summary(t, 1, &sum, &err) == SS_OK, "%s", err.msg);
+    CHECK(sum.n == 3);
+    CHECK_NEAR(sum.busy_us, 30.0, 1e-9);
+    double exposed[3] = {0};
+    for (int i = 0; i < sum.n; i++) exposed[sum.rows[i].name[0] - 'a'] = sum.rows[i].exposed_per_step_us;
+    CHECK_NEAR(exposed[0], 10.0, 1e-9); /* a: all of it */
+    CHECK_NEAR(exposed[2], 5.0, 1e-9);  /* c: [20, 25), after a ended */
+    CHECK_NEAR(exposed[1], 5.0, 1e-9);  /* b: only [25, 30), after c ended */
+    ss_kernel_summary_free(&sum);
+    ss_tracer_free(t);
+}
+
 static void check_short(const char *in, size_t cap, const char *want) {
     char out[SS_TRACE_NAME];
     ss_trace_short_name(in, out, cap);
@@ -313,6 +340,7 @@ int main(void) {
     test_chrome();
     test_unwritable();
     test_summary();
+    test_exposed_gap();
     test_short_names();
     test_gpu_unavailable();
     return check_done();
