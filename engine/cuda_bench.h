@@ -40,8 +40,8 @@ ss_status ss_cuda_gemv_rate(int rows, int cols, bool glu, ss_gemv_rates *out, ss
 ss_status ss_cuda_boundary_time(double *in_graph, double *one_by_one, ss_error *err);
 
 /* Seconds per attention launch of `queries` queries at the newest positions of a context (random
- * bf16 cache; causal), back to back in a CUDA graph, with the kernel the backend picks: 1 query is the attention
- * of a decode step, context queries over context keys that of a prefill. */
+ * bf16 cache; causal), back to back in a CUDA graph, with the kernel the backend picks: 1 query is
+ * the attention of a decode step, context queries over context keys that of a prefill. */
 ss_status ss_cuda_attention_time(int heads, int kv_heads, int head_dim, int queries, int context, double *seconds,
                                  ss_error *err);
 

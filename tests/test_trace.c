@@ -291,7 +291,11 @@ static void test_exposed_gap(void) {
     CHECK(sum.n == 3);
     CHECK_NEAR(sum.busy_us, 30.0, 1e-9);
     double exposed[3] = {0};
-    for (int i = 0; i < sum.n; i++) exposed[sum.rows[i].name[0] - 'a'] = sum.rows[i].exposed_per_step_us;
+    for (int i = 0; i < sum.n; i++) {
+        const int k = sum.rows[i].name[0] - 'a';
+        CHECK(k >= 0 && k < 3);
+        if (k >= 0 && k < 3) exposed[k] = sum.rows[i].exposed_per_step_us;
+    }
     CHECK_NEAR(exposed[0], 10.0, 1e-9); /* a: all of it */
     CHECK_NEAR(exposed[2], 5.0, 1e-9);  /* c: [20, 25), after a ended */
     CHECK_NEAR(exposed[1], 5.0, 1e-9);  /* b: only [25, 30), after c ended */
