@@ -292,7 +292,10 @@ __device__ __forceinline__ void gemv_phase(const gemv_params &p, float *xs, ring
     }
 }
 
-/* The attention launch's blocks (split fastest, then head, then query), two at a time per block. */
+/* The attention launch's blocks (split fastest, then head, then query), two at a time per block.
+ * Each half meets at its barrier between two of them: the last reads of one head's merge (its
+ * warps' sums in sm, read after the merge's last barrier) must be done before the next head's
+ * warps write theirs. */
 template <int LPK>
 __device__ void attention_blocks(const attn_params &p, attn_decode_smem sm[2]) {
     const int half = threadIdx.x / DEC_THREADS, tid = threadIdx.x % DEC_THREADS;
@@ -300,6 +303,7 @@ __device__ void attention_blocks(const attn_params &p, attn_decode_smem sm[2]) {
     for (int vb = 2 * blockIdx.x + half; vb < count; vb += 2 * gridDim.x) {
         const int s = vb % p.splits, h = vb / p.splits % p.heads, i = vb / (p.splits * p.heads);
         attn_decode_run<LPK>(p, s, h, i, p.positions[i] + 1, tid, 1 + half, sm[half]);
+        block_sync(1 + half);
     }
 }
 

@@ -450,7 +450,7 @@ static void layer(void *ctx) {
 }
 
 #define LAYER_MAX_BATCH 64
-#define LAYER_CONTEXT 128
+#define LAYER_CONTEXT 192
 
 static layer_weights make_layer(const geometry *g) {
     int qd = g->heads * g->head_dim, kd = g->kv_heads * g->head_dim;
@@ -479,11 +479,14 @@ static void free_state(backend *e, layer_state *s) {
     for (size_t i = 0; i < sizeof p / sizeof *p; i++) e->b->ops->free(e->b, p[i]);
 }
 
-/* Steps of (first position, n): prefill, decode, verify, a longer batch, decode; then decode steps
+/* Steps of (first position, n): prefill, decode, verify, a longer batch, decode, verify; two more
+ * batches, then a decode and a verify past 150 keys (2 or 3 passes of keys in one split for the
+ * decode attention, which the persistent kernel must sum in the same order); then decode steps
  * through run_graph on the fused backend (direct elsewhere). After each step the residual streams
  * of the CUDA backends are compared with the CPU's and with each other. */
 static void test_layer(const geometry *g) {
-    static const int steps[][2] = {{0, 20}, {20, 1}, {21, 4}, {25, 12}, {37, 1}, {38, 9}};
+    static const int steps[][2] = {{0, 20}, {20, 1}, {21, 4}, {25, 12}, {37, 1}, {38, 9}, {47, 64}, {111, 40},
+                                   {151, 1}, {152, 4}};
     const int n_steps = (int)(sizeof steps / sizeof *steps), graph_steps = 6;
     layer_weights w = make_layer(g);
     float *inv = rope_table(g->head_dim, 10000.0f);
@@ -497,7 +500,7 @@ static void test_layer(const geometry *g) {
     char what[160];
     for (int st = 0; st < n_steps + graph_steps; st++) {
         const bool graph = st >= n_steps;
-        const int first = graph ? 47 + (st - n_steps) : steps[st][0], n = graph ? 1 : steps[st][1];
+        const int first = graph ? 156 + (st - n_steps) : steps[st][0], n = graph ? 1 : steps[st][1];
         for (int i = 0; i < NB; i++) {
             backend *e = &be[i];
             layer_call call = {e, i, g, &w, &s[i], &rope, n};
@@ -647,6 +650,11 @@ int main(void) {
     test_attention(3, 12, 4, 96, 400, 2e-4);
     test_attention(1, 8, 2, 256, 600, 2e-4);
     test_attention(9, 32, 8, 128, 4100, 2e-4);
+    /* Short contexts of 2 or 3 passes of keys in one split, one head a block: the 8B heads at 151
+     * keys (3 passes of 64), the 1B heads at 301 (3 of 128), and a verification across 2 and 3. */
+    test_attention(1, 32, 8, 128, 150, 2e-4);
+    test_attention(1, 32, 8, 64, 300, 2e-4);
+    test_attention(4, 32, 8, 128, 126, 2e-4);
 
     const geometry llama = {256, 4, 2, 64, 512, false, false}, qwen3 = {128, 4, 2, 64, 384, true, false},
                    qwen2 = {192, 6, 2, 32, 256, false, true};
