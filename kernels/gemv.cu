@@ -32,7 +32,10 @@
 
 namespace sk {
 
-static size_t gemv_smem(int cols, int nvec) { return (size_t)nvec * vector_stride(cols) * sizeof(float); }
+/* The staged vectors, then the norm weight's copy (gemv_run). */
+static size_t gemv_smem(int cols, int nvec) {
+    return (size_t)nvec * vector_stride(cols) * sizeof(float) + norm_copy_bytes(cols);
+}
 
 /* Room left for the kernel's static shared memory: block_sum's 128 bytes and, with teams, the
  * partial sums (team_sum: 2 unit parities x 7 warps x 2 rows x 9 vectors x 4 bytes = 1008), 1136
@@ -40,8 +43,8 @@ static size_t gemv_smem(int cols, int nvec) { return (size_t)nvec * vector_strid
 #define GEMV_STATIC_SMEM 2048
 
 int gemv_max_vectors(int cols, size_t smem_optin) {
-    if (cols <= 0 || cols % 8 || smem_optin <= GEMV_STATIC_SMEM) return 0;
-    size_t fit = (smem_optin - GEMV_STATIC_SMEM) / gemv_smem(cols, 1);
+    if (cols <= 0 || cols % 8 || gemv_smem(cols, 1) + GEMV_STATIC_SMEM > smem_optin) return 0;
+    size_t fit = (smem_optin - GEMV_STATIC_SMEM - norm_copy_bytes(cols)) / (vector_stride(cols) * sizeof(float));
     return fit < SK_GEMV_MAX_VECTORS ? (int)fit : SK_GEMV_MAX_VECTORS;
 }
 

@@ -3,6 +3,7 @@
 #ifndef SPECSCOPE_KERNELS_GEMV_CUH
 #define SPECSCOPE_KERNELS_GEMV_CUH
 
+#include "bulk.cuh"
 #include "common.cuh"
 #include "kernels.cuh"
 
@@ -19,11 +20,31 @@ __device__ __forceinline__ int xpad(int c) { return c + ((c >> 5) << 2); }
 /* Floats one staged vector takes (a multiple of 4, so every vector starts 16-byte aligned). */
 __host__ __device__ static inline int vector_stride(int cols) { return cols + 4 * (cols / 32 + 1); }
 
-/* Stages vector v of x (normalised when asked) into shared memory; block 0 writes the normalised
- * vector out. x is read through L2 (ld.cg): inside a persistent kernel other blocks wrote it. Run by
- * the block's first GEMV_THREADS threads, which meet at sync (the caller synchronises after). */
+/* Bytes of the norm weight's copy in shared memory, after the staged vectors (cols % 8 == 0: a
+ * multiple of 16). */
+__host__ __device__ static inline int norm_copy_bytes(int cols) { return cols * 2; }
+
+/* The RMSNorm weight into shared memory (dst), by cp.async issued before anything else of the
+ * launch: stage_vector reads it right after the wait. Read from global memory there, its loads
+ * went out behind the block's 64 KB of weight loads and took 3-5 us of a q/k/v or gate/up launch's
+ * staging on the H200 (per-block globaltimer stamps; the L1 prefetch of prefetch_constants did not
+ * keep it). Returns where stage_vector finds it: dst, or p.norm_w itself when it is not 16-byte
+ * aligned (or there is none). Each thread waits for its copies (cp_async_wait) before
+ * stage_vector, whose barriers make them visible to all. */
+__device__ __forceinline__ const uint16_t *copy_norm_weight(const gemv_params &p, uint16_t *dst) {
+    if (!p.norm || !p.norm_w || ((uintptr_t)p.norm_w & 15)) return p.norm_w;
+    for (int c = 8 * threadIdx.x; c < p.cols; c += 8 * GEMV_THREADS) cp_async16(dst + c, p.norm_w + c);
+    cp_async_commit();
+    return dst;
+}
+
+/* Stages vector v of x (normalised when asked, with norm_w: copy_norm_weight's answer) into shared
+ * memory; block 0 writes the normalised vector out. x is read through L2 (ld.cg): inside a
+ * persistent kernel other blocks wrote it. Run by the block's first GEMV_THREADS threads, which
+ * meet at sync (the caller synchronises after). */
 template <typename Sync>
-__device__ __forceinline__ void stage_vector(const gemv_params &p, int vec, float *xs, int block, Sync sync) {
+__device__ __forceinline__ void stage_vector(const gemv_params &p, int vec, float *xs, int block, Sync sync,
+                                             const uint16_t *norm_w) {
     __shared__ float red[32];
     const int cols = p.cols;
     const float *x = p.x + (size_t)vec * cols;
@@ -46,7 +67,7 @@ __device__ __forceinline__ void stage_vector(const gemv_params &p, int vec, floa
     const float inv = 1.0f / sqrtf(ss / (float)cols + p.eps);
     for (int c = threadIdx.x; c < cols; c += GEMV_THREADS) {
         float v = xs[xpad(c)] * inv;
-        if (p.norm_w) v = bf16_at(p.norm_w, c) * v;
+        if (norm_w) v = bf16_at(norm_w, c) * v;
         xs[xpad(c)] = v;
         if (block == 0 && p.norm_out) p.norm_out[(size_t)vec * cols + c] = v;
     }
@@ -306,12 +327,10 @@ __device__ __forceinline__ void consume_step(const gemv_params &p, const warp_wa
     finish_unit<KIND, NV, R>(p, w, s / unit_steps(w), seg, r, lane, p.nvec, acc, resid);
 }
 
-/* The constants the block reads after its wait, into L1 before it: the norm weight (read in
- * stage_vector's second pass), the rotary table and the positions (the q/k/v epilogue). */
+/* The constants the q/k/v epilogue reads after the wait, into L1 before it: the rotary table and
+ * the positions. */
 __device__ __forceinline__ void prefetch_constants(const gemv_params &p) {
     const int line = 128;
-    if (p.norm && p.norm_w)
-        for (int c = threadIdx.x * (line / 2); c < p.cols; c += GEMV_THREADS * (line / 2)) prefetch_l1(p.norm_w + c);
     if (threadIdx.x == 0 && p.positions) prefetch_l1(p.positions);
     if (p.inv_freq && threadIdx.x < 4) prefetch_l1(p.inv_freq + threadIdx.x * (line / 4)); /* rope_hd <= 256 */
 }
@@ -333,6 +352,7 @@ __device__ __forceinline__ void gemv_run(const gemv_params &p, float *xs, int bl
     const int xstride = vector_stride(p.cols);
     const int lane = threadIdx.x & 31;
     const warp_walk w = walk_of<KIND>(p, block, grid, threadIdx.x >> 5, team, U, R / RS);
+    const uint16_t *norm_w = copy_norm_weight(p, reinterpret_cast<uint16_t *>(xs + p.nvec * xstride));
 
     /* The first two steps' loads go out before the wait (weights are constant): the block fetches
      * while the previous kernel (or phase) finishes. */
@@ -345,7 +365,8 @@ __device__ __forceinline__ void gemv_run(const gemv_params &p, float *xs, int bl
     float ra[NV], rb[NV];
     load_residual<KIND, NV>(p, w, 0, lane, ra);
     load_residual<KIND, NV>(p, w, 1, lane, rb);
-    for (int v = 0; v < p.nvec; v++) stage_vector(p, v, xs + v * xstride, block, block_barrier());
+    cp_async_wait<0>(); /* the norm weight's copies */
+    for (int v = 0; v < p.nvec; v++) stage_vector(p, v, xs + v * xstride, block, block_barrier(), norm_w);
     __syncthreads();
 
     float acc[R][NV];

@@ -264,11 +264,13 @@ __device__ __forceinline__ void gemv_phase(const gemv_params &p, float *xs, ring
     const int lane = threadIdx.x & 31;
     const warp_walk w = phase_walk<KIND>(p, threadIdx.x >> 5);
     const int nchunks = w.nchunks, nbatches = w.nbatches, xstride = vector_stride(p.cols);
+    const uint16_t *norm_w = copy_norm_weight(p, reinterpret_cast<uint16_t *>(xs + xstride));
     prefetch_constants(p);
     wait();
     const bool residual = KIND == GEMV_ROWS && p.residual;
     const float resid_lane = residual_of_lane<KIND>(p, w, lane);
-    stage_vector(p, 0, xs, blockIdx.x, compute_barrier());
+    cp_async_wait<0>(); /* the norm weight's copies */
+    stage_vector(p, 0, xs, blockIdx.x, compute_barrier(), norm_w);
     compute_barrier()();
     float acc[R][1];
 #pragma unroll
@@ -319,7 +321,7 @@ __device__ __forceinline__ void attention_phase(const attn_params &p, attn_decod
 }
 
 __global__ void __launch_bounds__(PERSIST_THREADS, 1) persistent_kernel(const __grid_constant__ persistent_params pp) {
-    extern __shared__ __align__(128) float xs[]; /* the input vector, then the warps' rings */
+    extern __shared__ __align__(128) float xs[]; /* the input vector and the norm weight, then the rings */
     __shared__ attn_decode_smem sm[GEMV_THREADS / DEC_THREADS];
     __shared__ __align__(16) phase ph[2];
     __shared__ __align__(16) ring_smem rs;
@@ -388,7 +390,7 @@ bool persistent_takes(const gemv_params &p, size_t smem_optin) {
 
 bool persistent_takes(const attn_params &p) { return p.head_dim <= SK_PREP_MAX_HEAD_DIM && p.head_dim % 8 == 0; }
 
-size_t persistent_smem_of(int cols) { return (size_t)vector_stride(cols) * sizeof(float); }
+size_t persistent_smem_of(int cols) { return (size_t)vector_stride(cols) * sizeof(float) + norm_copy_bytes(cols); }
 
 size_t persistent_smem(size_t xbytes, size_t smem_optin) {
     return ring_offset(xbytes) + (size_t)GEMV_WARPS * ring_depth(xbytes, smem_optin) * BULK_SLOT;
