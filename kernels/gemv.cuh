@@ -65,11 +65,20 @@ __device__ __forceinline__ void stage_vector(const gemv_params &p, int vec, floa
     if (!p.norm) return; /* the caller synchronises */
     ss = block_sum(ss, red, GEMV_WARPS, sync);
     const float inv = 1.0f / sqrtf(ss / (float)cols + p.eps);
-    for (int c = threadIdx.x; c < cols; c += GEMV_THREADS) {
-        float v = xs[xpad(c)] * inv;
-        if (norm_w) v = bf16_at(norm_w, c) * v;
-        xs[xpad(c)] = v;
-        if (block == 0 && p.norm_out) p.norm_out[(size_t)vec * cols + c] = v;
+    /* Four columns a thread and step (cols % 8 == 0; a group of 4 never straddles the padding):
+     * one column a step made this pass a chain of 8-16 shared-memory round trips (0.5-1 us of the
+     * H200's staging by timestamps; decode moved within its spread, docs/cuda.md). Each element is
+     * still (x * inv) * w. */
+    for (int c4 = threadIdx.x; c4 < cols / 4; c4 += GEMV_THREADS) {
+        float4 *at = reinterpret_cast<float4 *>(xs + xpad(4 * c4));
+        float v[4] = {at->x * inv, at->y * inv, at->z * inv, at->w * inv};
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            if (norm_w) v[j] = bf16_at(norm_w, 4 * c4 + j) * v[j];
+        *at = make_float4(v[0], v[1], v[2], v[3]);
+        if (block == 0 && p.norm_out)
+#pragma unroll
+            for (int j = 0; j < 4; j++) p.norm_out[(size_t)vec * cols + 4 * c4 + j] = v[j];
     }
 }
 
