@@ -107,6 +107,13 @@ __device__ __forceinline__ bool split_range(const attn_params &p, int s, int len
     return true;
 }
 
+/* The batch's first position: cache entries before it are older than this forward. */
+__device__ __forceinline__ int batch_start(const attn_params &p) {
+    int lo = p.positions[0];
+    for (int i = 1; i < p.n; i++) lo = min(lo, p.positions[i]);
+    return lo;
+}
+
 /* This lane's 8 dims of query i, head h, scaled by p.scale * log2(e) (zeros for lanes past
  * head_dim): scores are then in base 2, and every exponential is one exp2f (ex2.approx). */
 __device__ __forceinline__ void load_query(const attn_params &p, int h, int i, int d0, float q[8]) {

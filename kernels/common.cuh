@@ -5,7 +5,10 @@
  * kernel wrote or writes anything an earlier kernel reads, and on every path before it returns
  * (a grid that ends without waiting could finish before its predecessor, and then its successor's
  * wait would not cover the predecessor). Only data that never changes during a forward (weights,
- * the rotary table, the batch's positions copied before the forward) may be read before the wait.
+ * the rotary table, the batch's positions copied before the forward, and the KV cache's entries
+ * before the batch's first position: a forward writes the cache only at its batch's positions)
+ * may be read before the wait. A forward starts with that copy of the positions, a plain stream
+ * dependency, so no kernel of it runs ahead of an earlier forward's.
  * Every kernel calls pdl_launch_dependents() early: the next kernel's blocks may then be scheduled
  * while this one drains, and they stop in their own pdl_wait(). */
 #ifndef SPECSCOPE_KERNELS_COMMON_CUH
