@@ -17,7 +17,9 @@
  *
  * Before waiting for the previous kernel, each warp already issues the loads of its first two
  * batches: weights never depend on earlier kernels, so the launch gap is spent fetching. Each warp
- * then keeps two batches of loads in flight (software pipelining across batches and rows).
+ * then keeps two batches of loads in flight (software pipelining across batches and rows). The
+ * RMSNorm's weight goes to shared memory first of all (copy_norm_weight), so staging the
+ * normalised vector after the wait reads nothing from global memory but the vector itself.
  *
  * Up to SK_GEMV_MAX_VECTORS input vectors (speculative verification) share each weight load, with
  * fp32 activations like the single-vector case, so a verified token's logits are computed the way
