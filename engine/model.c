@@ -282,9 +282,9 @@ static ss_status create_rank(ss_model *m, int rank, int devices, ss_error *err) 
     return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s: tp %d, rank %d", m->dir, m->tp, rank);
 }
 
-/* CUDA ranks sum through NCCL when each has its own device (no other way: the peer all-reduce takes
- * ranks of one device only, engine/cuda/peer_comm.cu says why), through the peer all-reduce (tp.h)
- * when they share one. */
+/* CUDA ranks sum through NCCL when each has its own device (SPECSCOPE_TP_COMM=peer: through the peer
+ * all-reduce's one kernel, over peer access), through the peer all-reduce (tp.h) when they share
+ * one. */
 static ss_status create_cuda_comm(ss_model *m, int devices, ss_error *err) {
     const char *want = getenv("SPECSCOPE_TP_COMM");
     if (want && *want && strcmp(want, "nccl") && strcmp(want, "peer"))
@@ -351,13 +351,16 @@ static void release_rank(ss_model *m) {
 
 void ss_model_free(ss_model *m) {
     if (!m) return;
-    ss_tp_comm_free(m->comm);
     for (int r = 1; r < SS_MAX_TP; r++) {
         if (!m->ranks[r]) continue;
         release_rank(m->ranks[r]);
         free(m->ranks[r]);
     }
     release_rank(m);
+    /* The communicator last: NCCL's destroy waits until every CUDA graph that captured one of its
+     * all-reduces is gone (rank 0's backend holds the step graphs), so freed first it never
+     * returned (tp 2 over two H200s, eighteenth session). */
+    ss_tp_comm_free(m->comm);
     ss_checkpoint_close(m->ck);
     free(m->inv_freq);
     free(m);

@@ -22,6 +22,7 @@ typedef struct {
     void *lib;
     decltype(&ncclCommInitAll) init_all;
     decltype(&ncclCommDestroy) destroy;
+    decltype(&ncclCommFinalize) finalize; /* NULL before NCCL 2.14 */
     decltype(&ncclAllReduce) all_reduce;
     decltype(&ncclGroupStart) group_start;
     decltype(&ncclGroupEnd) group_end;
@@ -57,6 +58,14 @@ static void nccl_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *
 static void nccl_destroy(ss_tp_comm *c) {
     nccl_impl *n = impl_of(c);
     if (n) {
+        /* One thread holds every rank's communicator: their finalisation is one collective, so it
+         * goes in one group (called one by one, the first would wait for the others). */
+        if (n->finalize) {
+            n->group_start();
+            for (int r = 0; r < c->ranks; r++)
+                if (n->comms[r]) n->finalize(n->comms[r]);
+            n->group_end();
+        }
         for (int r = 0; r < c->ranks; r++)
             if (n->comms[r]) n->destroy(n->comms[r]);
         if (n->lib) dlclose(n->lib);
@@ -84,6 +93,7 @@ static ss_status open_library(nccl_impl *n, ss_error *err) {
     for (size_t i = 0; i < sizeof syms / sizeof *syms; i++)
         if (!(*syms[i].slot = dlsym(n->lib, syms[i].name)))
             return ss_fail(err, SS_EUNSUPPORTED, "nccl: %s has no %s", path, syms[i].name);
+    n->finalize = (decltype(&ncclCommFinalize))dlsym(n->lib, "ncclCommFinalize");
     return SS_OK;
 }
 
