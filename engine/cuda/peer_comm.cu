@@ -5,11 +5,11 @@
  * wait for it.
  *
  * It serves ranks that share a device (SPECSCOPE_TP_DEVICES, engine/model.c: a split checked on one
- * GPU). One kernel, no copies, so it is also captured into CUDA graphs like the rest of a forward.
- * Ranks on different devices are refused: on the first machine with two H200s (sixth session), a
- * split over devices 0 and 1 through this communicator did not finish in over a minute (the same
- * split through NCCL matched the one-device split exactly); until that is understood, several
- * devices take NCCL.
+ * GPU) and, with SPECSCOPE_TP_COMM=peer, ranks on devices that reach each other's memory (NVLink
+ * peer access, enabled here from rank 0's device): the one kernel then reads and writes the other
+ * devices' buffers directly. One kernel, no copies, so it is also captured into CUDA graphs like
+ * the rest of a forward. (The sixth session refused ranks on several devices after such a split
+ * seemed to hang; the hang was NCCL's destroy of the split before it, engine/model.c.)
  *
  * The streams meet through events: each rank records `ready` after its last op, rank 0's stream
  * waits for all of them, and the other ranks' streams wait for `summed`. */
@@ -76,6 +76,32 @@ static void peer_destroy(ss_tp_comm *c) {
 
 static const ss_tp_comm_ops peer_ops = {"peer", peer_all_reduce_sum, peer_destroy};
 
+/* Lets rank 0's device (where the sum runs) read and write every other rank's device, or says why
+ * it cannot. */
+static ss_status reach_ranks(int ranks, ss_backend *const *backends, ss_error *err) {
+    const int dev0 = ((cuda_backend *)backends[0]->impl)->device;
+    for (int r = 1; r < ranks; r++) {
+        const int dev = ((cuda_backend *)backends[r]->impl)->device;
+        int can = 0;
+        if (dev == dev0) continue;
+        if (cudaDeviceCanAccessPeer(&can, dev0, dev) != cudaSuccess || !can) {
+            cudaGetLastError();
+            return ss_fail(err, SS_EUNSUPPORTED,
+                           "peer all-reduce: device %d cannot reach device %d's memory (no peer access); "
+                           "ranks on these devices need NCCL (libnccl.so.2)",
+                           dev0, dev);
+        }
+        cudaError_t e = cudaSetDevice(dev0);
+        if (e == cudaSuccess) e = cudaDeviceEnablePeerAccess(dev, 0);
+        if (e == cudaErrorPeerAccessAlreadyEnabled) e = cudaSuccess;
+        cudaGetLastError();
+        if (e != cudaSuccess)
+            return ss_fail(err, SS_EDEVICE, "peer all-reduce: peer access from device %d to %d: %s", dev0, dev,
+                           cudaGetErrorString(e));
+    }
+    return SS_OK;
+}
+
 extern "C" ss_status ss_tp_comm_peer_create(int ranks, ss_backend *const *backends, ss_tp_comm **out, ss_error *err) {
     *out = NULL;
     if (ranks < 1 || ranks > SS_MAX_TP)
@@ -83,13 +109,8 @@ extern "C" ss_status ss_tp_comm_peer_create(int ranks, ss_backend *const *backen
     for (int r = 0; r < ranks; r++)
         if (!backends[r] || strcmp(backends[r]->ops->name, "cuda") != 0)
             return ss_fail(err, SS_EARG, "peer all-reduce: rank %d is not on a CUDA backend", r);
-    const int dev0 = ((cuda_backend *)backends[0]->impl)->device;
-    for (int r = 1; r < ranks; r++)
-        if (((cuda_backend *)backends[r]->impl)->device != dev0)
-            return ss_fail(err, SS_EUNSUPPORTED,
-                           "peer all-reduce: ranks on devices %d and %d: across devices only NCCL (libnccl.so.2) is "
-                           "supported",
-                           dev0, ((cuda_backend *)backends[r]->impl)->device);
+    ss_status st = reach_ranks(ranks, backends, err);
+    if (st != SS_OK) return st;
     ss_tp_comm *c = (ss_tp_comm *)calloc(1, sizeof *c);
     peer_impl *p = (peer_impl *)calloc(1, sizeof *p);
     if (!c || !p) {

@@ -7,8 +7,8 @@
  * prefill logits and each of 8 greedy decode steps' logits, with the prefill through the GEMV
  * (fp32) and through cuBLASLt (bf16 activations), every error printed, and the K/V caches per layer,
  * so a failure says where a split first goes wrong. Both ranks on device 0 (SPECSCOPE_TP_DEVICES=1, the peer communicator)
- * runs on any machine; with two devices also one rank per device through NCCL and through peer
- * copies. What cannot run here (two devices, NCCL without libnccl.so.2: SPECSCOPE_NCCL_LIB names
+ * runs on any machine; with two devices also one rank per device through NCCL and through the
+ * peer all-reduce over peer access. What cannot run here (two devices, NCCL without libnccl.so.2: SPECSCOPE_NCCL_LIB names
  * it) prints "NOT RUN: ..." and the rest still counts. "SKIPPED" (exit 77) without a CUDA device. */
 #include <string.h>
 #include <time.h>
@@ -261,24 +261,9 @@ static double bf16_floor(const char *dir) {
     return e;
 }
 
-/* Ranks on two devices without NCCL (SPECSCOPE_TP_COMM=peer) fail at load with one line that says
- * NCCL is needed: on the first two-GPU machine (sixth session) the peer all-reduce across devices
- * did not finish (engine/cuda/peer_comm.cu). */
-static void check_peer_refused(const char *dir) {
-    setenv("SPECSCOPE_TP_COMM", "peer", 1);
-    ss_model *m = NULL;
-    ss_error err = {0};
-    ss_model_opts o = {.dir = dir, .backend = SS_BACKEND_CUDA, .max_context = 256, .quiet = true, .tp = 2};
-    const ss_status st = ss_model_load(&o, &m, &err);
-    unsetenv("SPECSCOPE_TP_COMM");
-    CHECK_MSG(st == SS_EUNSUPPORTED && !m && strstr(err.msg, "NCCL"), "%s: tp 2 over devices 0 and 1, peer: %s", dir,
-              st ? err.msg : "loaded");
-    printf("%s: tp 2 over devices 0 and 1 through the peer all-reduce: refused (%s)\n", dir, err.msg);
-    if (m) ss_model_free(m);
-}
-
-/* Both ranks on device 0 (the peer all-reduce), then, with two devices, one rank each through NCCL;
- * the peer all-reduce over two devices is refused. */
+/* Both ranks on device 0 (the peer all-reduce), then, with two devices, one rank each through NCCL
+ * and through the peer all-reduce over peer access (the same sums in the same order as on one
+ * device). */
 static void check_two_ranks(const char *dir, bool nccl) {
     const double bound = bf16_floor(dir);
     check_split(dir, "both ranks on device 0", "SPECSCOPE_TP_DEVICES", "1", bound);
@@ -294,7 +279,7 @@ static void check_two_ranks(const char *dir, bool nccl) {
         return;
     }
     if (nccl) check_split(dir, "devices 0 and 1", "SPECSCOPE_TP_COMM", "nccl", bound);
-    check_peer_refused(dir);
+    check_split(dir, "devices 0 and 1", "SPECSCOPE_TP_COMM", "peer", bound);
 }
 
 int main(void) {
