@@ -66,6 +66,24 @@ struct rank_buffers {
     int n;
 };
 cudaError_t sum_ranks(const launch_ctx &c, const rank_buffers &b, size_t count);
+
+/* ---------------------------------------------------------------- allreduce.cu */
+
+/* One rank's side of the one-shot all-reduce over ranks on their own devices: buf (count floats,
+ * count <= cap) becomes the ranks' sum, added in rank order. Every rank has an inbox of
+ * [2][ranks][cap] floats and flags[ranks] (zeroed once), and a call counter epoch; peer_inbox[q] /
+ * peer_flags[q] are rank q's, reached through peer access. */
+struct oneshot_params {
+    float *buf;
+    const float *inbox;
+    float *peer_inbox[8]; /* SS_MAX_TP */
+    unsigned *flags;
+    unsigned *peer_flags[8];
+    unsigned *epoch;
+    int rank, ranks;
+    size_t cap, count;
+};
+cudaError_t allreduce_oneshot(const launch_ctx &c, const oneshot_params &p);
 /* gate = silu(gate) * up; out_bf16 (may be NULL): gate as bf16 too. */
 cudaError_t silu_mul(const launch_ctx &c, float *gate, const float *up, size_t count, uint16_t *out_bf16);
 cudaError_t to_bf16(const launch_ctx &c, uint16_t *out, const float *x, size_t count);

@@ -2,6 +2,11 @@
  * 0..N-1 from ncclCommInitAll, and all_reduce_sum as one NCCL group of in-place float sums, each on
  * its rank's stream (the backend's stream op flushes the rank's pending fused op first).
  *
+ * Sums of at most ONESHOT_CAP floats (every decode, draft and verify step's) take the one-shot
+ * all-reduce instead (kernels/allreduce.cu: each rank pushes its partials into the others' inboxes
+ * over NVLink peer access and adds what arrived), where every device reaches every other;
+ * SPECSCOPE_TP_ONESHOT=0 keeps NCCL for all. Prefill chunks stay with NCCL.
+ *
  * libnccl.so.2 is opened with dlopen rather than linked: it is 200+ MB, so it is not carried to the
  * GPU machine with the build, and a program linked against it would not even start where it is
  * missing. SPECSCOPE_NCCL_LIB names the file when it is not on the loader's path (for instance the
@@ -14,9 +19,21 @@
 
 #include <cuda_runtime.h>
 
+#include "cuda_internal.h"
+
 extern "C" {
 #include "tp.h"
 }
+
+/* Floats one one-shot all-reduce takes at most: 16 positions of a 8192-wide hidden state (a verify
+ * step of the 70B geometry). Each rank's inbox holds 2 x ranks x this. */
+#define ONESHOT_CAP ((size_t)16 * 8192)
+
+/* The one-shot all-reduce's state on one rank's device. */
+typedef struct {
+    float *inbox;    /* [2][ranks][ONESHOT_CAP] */
+    unsigned *flags; /* [ranks] flags, then the epoch */
+} oneshot_rank;
 
 typedef struct {
     void *lib;
@@ -28,6 +45,8 @@ typedef struct {
     decltype(&ncclGroupEnd) group_end;
     decltype(&ncclGetErrorString) error_string;
     ncclComm_t comms[SS_MAX_TP];
+    bool oneshot; /* every rank's oneshot_rank is ready */
+    oneshot_rank os[SS_MAX_TP];
 } nccl_impl;
 
 static nccl_impl *impl_of(ss_tp_comm *c) { return (nccl_impl *)c->impl; }
@@ -37,14 +56,40 @@ static void record(ss_tp_comm *c, ncclResult_t r, const char *what) {
     ss_fail(&c->failed, SS_EDEVICE, "nccl: %s: %s", what, impl_of(c)->error_string(r));
 }
 
+/* Rank r's one-shot kernel on its stream (the stream op flushed its pending op). */
+static void oneshot_all_reduce(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, size_t count) {
+    nccl_impl *n = impl_of(c);
+    for (int r = 0; r < c->ranks; r++) {
+        ranks[r]->ops->stream(ranks[r]);
+        cuda_backend *b = (cuda_backend *)ranks[r]->impl;
+        sk::oneshot_params p = {};
+        p.buf = bufs[r], p.inbox = n->os[r].inbox, p.flags = n->os[r].flags, p.epoch = n->os[r].flags + c->ranks;
+        for (int q = 0; q < c->ranks; q++) p.peer_inbox[q] = n->os[q].inbox, p.peer_flags[q] = n->os[q].flags;
+        p.rank = r, p.ranks = c->ranks, p.cap = ONESHOT_CAP, p.count = count;
+        cudaError_t e = cudaSetDevice(b->device);
+        if (e == cudaSuccess) e = sk::allreduce_oneshot(cb_launch(b), p);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            ss_fail(&c->failed, SS_EDEVICE, "one-shot all-reduce of %zu floats on rank %d: %s", count, r,
+                    cudaGetErrorString(e));
+            return;
+        }
+    }
+}
+
 static void nccl_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, size_t count) {
     nccl_impl *n = impl_of(c);
     if (c->failed.status != SS_OK) return;
     for (int r = 0; r < c->ranks; r++)
-        if (!ranks[r]->ops->stream) {
-            ss_fail(&c->failed, SS_EUNSUPPORTED, "nccl: rank %d's backend (%s) has no stream", r, ranks[r]->ops->name);
+        if (!ranks[r]->ops->stream || strcmp(ranks[r]->ops->name, "cuda") != 0) {
+            ss_fail(&c->failed, SS_EUNSUPPORTED, "nccl: rank %d's backend (%s) is not a CUDA stream", r,
+                    ranks[r]->ops->name);
             return;
         }
+    if (n->oneshot && count <= ONESHOT_CAP) {
+        oneshot_all_reduce(c, ranks, bufs, count);
+        return;
+    }
     ncclResult_t res = n->group_start();
     for (int r = 0; res == ncclSuccess && r < c->ranks; r++) {
         cudaStream_t stream = (cudaStream_t)ranks[r]->ops->stream(ranks[r]);
@@ -55,9 +100,50 @@ static void nccl_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *
     if (res != ncclSuccess) record(c, res, "all-reduce");
 }
 
+/* Frees what set_up_oneshot allocated (on each rank's device). */
+static void free_oneshot(nccl_impl *n, int ranks) {
+    for (int r = 0; r < ranks; r++) {
+        if (!n->os[r].inbox && !n->os[r].flags) continue;
+        cudaSetDevice(r);
+        cudaFree(n->os[r].inbox);
+        cudaFree(n->os[r].flags);
+        n->os[r] = (oneshot_rank){};
+    }
+    n->oneshot = false;
+    cudaGetLastError();
+}
+
+/* Peer access between every pair of devices 0..ranks-1 and each rank's inbox and zeroed flags;
+ * false (and nothing held) where a device cannot reach another or memory runs out: NCCL then sums
+ * everything. */
+static bool set_up_oneshot(nccl_impl *n, int ranks) {
+    const char *env = getenv("SPECSCOPE_TP_ONESHOT");
+    if (env && strcmp(env, "0") == 0) return false;
+    cudaError_t e = cudaSuccess;
+    for (int r = 0; r < ranks && e == cudaSuccess; r++) {
+        if ((e = cudaSetDevice(r)) != cudaSuccess) break;
+        for (int q = 0; q < ranks && e == cudaSuccess; q++) {
+            int can = 0;
+            if (q == r) continue;
+            if (cudaDeviceCanAccessPeer(&can, r, q) != cudaSuccess || !can) e = cudaErrorPeerAccessUnsupported;
+            else if ((e = cudaDeviceEnablePeerAccess(q, 0)) == cudaErrorPeerAccessAlreadyEnabled) e = cudaSuccess;
+        }
+        const size_t inbox = 2 * (size_t)ranks * ONESHOT_CAP * sizeof(float), flags = (ranks + 1) * sizeof(unsigned);
+        if (e == cudaSuccess) e = cudaMalloc((void **)&n->os[r].inbox, inbox);
+        if (e == cudaSuccess) e = cudaMalloc((void **)&n->os[r].flags, flags);
+        if (e == cudaSuccess) e = cudaMemset(n->os[r].flags, 0, flags);
+        if (e == cudaSuccess) e = cudaDeviceSynchronize(); /* zeroed before any rank's stream runs */
+    }
+    cudaGetLastError();
+    n->oneshot = e == cudaSuccess;
+    if (!n->oneshot) free_oneshot(n, ranks);
+    return n->oneshot;
+}
+
 static void nccl_destroy(ss_tp_comm *c) {
     nccl_impl *n = impl_of(c);
     if (n) {
+        free_oneshot(n, c->ranks);
         /* One thread holds every rank's communicator: their finalisation is one collective, so it
          * goes in one group (called one by one, the first would wait for the others). */
         if (n->finalize) {
@@ -128,6 +214,8 @@ extern "C" ss_status ss_tp_comm_nccl_create(int ranks, ss_tp_comm **out, ss_erro
         if (res != ncclSuccess) {
             memset(n->comms, 0, sizeof n->comms);
             st = ss_fail(err, SS_EDEVICE, "nccl: communicators over %d devices: %s", ranks, n->error_string(res));
+        } else if (ranks > 1) {
+            set_up_oneshot(n, ranks);
         }
     }
     if (st != SS_OK) {
