@@ -12,7 +12,7 @@
 #   4. the 8B geometry at tp 2 against tp 1 (test_gpu_tp on it, then generate's tokens): both ranks
 #      on one GPU, and with 2 or more GPUs one rank per GPU (NCCL, and the peer all-reduce); then
 #      decode scaling over 1, 2 (4) ranks with prompt-lookup (ngram) speculative decoding's speedup
-#      at each, and again summed by the peer all-reduce;
+#      at each, and again with NCCL for every sum and with the peer all-reduce;
 #   5. a summary table, printed last: a skipped GPU test reads SKIPPED (and fails the run), never
 #      passed, and a test part that could not run here (tp 2 with one GPU) has a "not run" row.
 # Full logs go to $OUT when it is set (else BUILD/gpu-check/). The whole run keeps under 8 minutes:
@@ -220,28 +220,34 @@ if [ -f "$TPMODEL/config.json" ]; then
     same_as_tp1 "tp 2 generate, one GPU" SPECSCOPE_TP_DEVICES=1
 fi
 if [ "${gpus:-0}" -ge 2 ] && [ -f "$TPMODEL/config.json" ] && [ -f "$MODELS/llama-3.1-8b/config.json" ]; then
-    same_as_tp1 "tp 2 generate, NCCL" SPECSCOPE_TP_COMM=nccl
+    same_as_tp1 "tp 2 generate, two GPUs" SPECSCOPE_TP_COMM=nccl
+    same_as_tp1 "tp 2 generate, NCCL only" SPECSCOPE_TP_COMM=nccl SPECSCOPE_TP_ONESHOT=0
     same_as_tp1 "tp 2 generate, peer" SPECSCOPE_TP_COMM=peer
     list=1,2
     [ "$gpus" -ge 4 ] && list=1,2,4
-    note "bench --tp-scaling $list on llama-3.1-8b ($gpus GPUs)"
-    if [ "$(left)" -gt 0 ] && timeout "$(left)" "$BUILD/specscope" bench --backend cuda --model "$MODELS/llama-3.1-8b" \
-        --tp-scaling "$list" --draft ngram --json >"$LOGS/bench-tp.json" 2>>"$LOG"; then
-        SUMMARY+=("tp scaling|$(python3 -c 'import json,sys; print(", ".join("tp %d %.1f tok/s (%.0f%%), ngram speculative %s" % (p["tp"], p["decode_tokens_per_s"], 100 * p["efficiency"], "%.2fx" % p["spec_speedup"] if p["spec_speedup"] else "not measured") for p in json.load(open(sys.argv[1]))["tp_scaling"]))' "$LOGS/bench-tp.json")")
-    else
-        SUMMARY+=("tp scaling|FAILED (see gpu-check.log)")
-        FAILED=1
-    fi
-    # The same split summed by the peer all-reduce's one kernel over NVLink peer access instead of
-    # NCCL (docs/tp.md): what two all-reduces a layer cost each way.
-    note "bench --tp-scaling $list on llama-3.1-8b, SPECSCOPE_TP_COMM=peer"
-    if [ "$(left)" -gt 0 ] && SPECSCOPE_TP_COMM=peer timeout "$(left)" "$BUILD/specscope" bench --backend cuda \
-        --model "$MODELS/llama-3.1-8b" --tp-scaling "$list" --json >"$LOGS/bench-tp-peer.json" 2>>"$LOG"; then
-        SUMMARY+=("tp scaling, peer|$(python3 -c 'import json,sys; print(", ".join("tp %d %.1f tok/s (%.0f%%)" % (p["tp"], p["decode_tokens_per_s"], 100 * p["efficiency"]) for p in json.load(open(sys.argv[1]))["tp_scaling"]))' "$LOGS/bench-tp-peer.json")")
-    else
-        SUMMARY+=("tp scaling, peer|FAILED (see gpu-check.log)")
-        FAILED=1
-    fi
+    # scaling LABEL FILE [VAR=VALUE...] -- BENCH ARGS: one --tp-scaling run on the 8B geometry under
+    # that environment, its row in the summary (with the ngram speculative speedup when measured).
+    scaling() {
+        local label=$1 file=$LOGS/$2
+        shift 2
+        local envs=()
+        while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+        shift
+        note "bench --tp-scaling $list on llama-3.1-8b ($gpus GPUs) ${envs[*]}"
+        if [ "$(left)" -gt 0 ] && env "${envs[@]}" timeout "$(left)" "$BUILD/specscope" bench --backend cuda \
+            --model "$MODELS/llama-3.1-8b" --tp-scaling "$list" "$@" --json >"$file" 2>>"$LOG"; then
+            SUMMARY+=("$label|$(python3 -c 'import json,sys; print(", ".join("tp %d %.1f tok/s (%.0f%%)%s" % (p["tp"], p["decode_tokens_per_s"], 100 * p["efficiency"], ", ngram speculative %.2fx" % p["spec_speedup"] if p["spec_speedup"] else "") for p in json.load(open(sys.argv[1]))["tp_scaling"]))' "$file")")
+        else
+            SUMMARY+=("$label|FAILED (see gpu-check.log)")
+            FAILED=1
+        fi
+    }
+    # The default (small sums by the one-shot all-reduce, kernels/allreduce.cu), then in the same
+    # run NCCL for every sum and the peer all-reduce's one kernel: what the two all-reduces of a
+    # layer cost each way (docs/tp.md).
+    scaling "tp scaling" bench-tp.json -- --draft ngram
+    scaling "tp scaling, NCCL only" bench-tp-nccl.json SPECSCOPE_TP_ONESHOT=0 --
+    scaling "tp scaling, peer" bench-tp-peer.json SPECSCOPE_TP_COMM=peer --
     # The 70B geometry, 16 of its 80 layers (~30 GB: the whole model does not fit this disk), when
     # time is left: decode scaling on its wider layers.
     M70=$MODELS/llama-3.1-70b-16layers
