@@ -302,11 +302,13 @@ static ss_status create_cuda_comm(ss_model *m, int devices, ss_error *err) {
 /* The backends of ranks 1.. and the communicator, before any weight is read (a bad tp fails fast). */
 static ss_status create_ranks(ss_model *m, ss_error *err) {
     m->ranks[0] = m;
+    m->devices = 1;
     if (m->tp == 1) return SS_OK;
     const int devices = tp_devices(m->tp);
     if (!devices)
         return ss_fail(err, SS_EARG, "%s: SPECSCOPE_TP_DEVICES=%s: expected a device count of 1 or more", m->dir,
                        getenv("SPECSCOPE_TP_DEVICES"));
+    if (strcmp(m->be->ops->name, "cpu") != 0) m->devices = devices;
     ss_status st;
     for (int r = 1; r < m->tp; r++)
         if ((st = create_rank(m, r, devices, err))) return st;
@@ -413,6 +415,8 @@ ss_status ss_model_load(const ss_model_opts *opts, ss_model **out, ss_error *err
 
 const ss_config *ss_model_config(const ss_model *m) { return &m->cfg; }
 const char *ss_model_backend_name(const ss_model *m) { return m->be->ops->name; }
+
+int ss_model_devices(const ss_model *m) { return m->devices; }
 const char *ss_model_backend_notice(const ss_model *m) { return m->backend_notice; }
 int ss_model_max_context(const ss_model *m) { return m->max_context; }
 /* Decoding reads one embedding row, every layer weight (every rank's share), the final norm and the

@@ -69,6 +69,7 @@ struct ss_model {
      * rank 0's; with tp = 1 the model is its only rank and holds everything. The ranks borrow ck
      * and the rotary table of rank 0. */
     int tp, rank;
+    int devices; /* rank 0 only: the CUDA devices its ranks run on (1 on the CPU) */
     ss_model *ranks[SS_MAX_TP]; /* rank 0 only: ranks[0] == the model, then the others */
     ss_tp_comm *comm;           /* rank 0 only: NULL with tp = 1 (a test may attach one) */
     int heads, kv_heads, intermediate; /* this rank's share of the geometry */

@@ -157,6 +157,8 @@ ss_status ss_model_load(const ss_model_opts *opts, ss_model **out, ss_error *err
 void ss_model_free(ss_model *m);
 const ss_config *ss_model_config(const ss_model *m);
 const char *ss_model_backend_name(const ss_model *m); /* "cpu" or "cuda" */
+/* The CUDA devices the model's ranks run on: tp, or fewer under SPECSCOPE_TP_DEVICES; 1 on the CPU. */
+int ss_model_devices(const ss_model *m);
 /* What --backend auto chose and why ("" for an explicit choice); printed by the load unless quiet. */
 const char *ss_model_backend_notice(const ss_model *m);
 int ss_model_max_context(const ss_model *m);

@@ -3,7 +3,8 @@
 #   --json has one "tp_scaling" entry per rank count, in order, each with a decode rate, speedup and
 #   efficiency (the first entry's speedup is 1), and with --draft the plain and speculative
 #   generation rates and their ratio at that rank count (null without a draft); a rank count that
-#   does not divide the heads fails with exit 2 and one stderr line naming it.
+#   does not divide the heads fails with exit 2 and one stderr line naming it; --tp 2 --json names
+#   tp and the devices the ranks run on.
 #   usage: tests/tp_cli.sh PATH/TO/specscope PATH/TO/models/demo
 . "$(dirname "$0")/lib.sh"
 usage_check 2 "PATH/TO/specscope PATH/TO/models/demo" "$@"
@@ -36,6 +37,17 @@ check "with a draft" "$work/spec.json" '[p["tp"] for p in pts] == [1, 2] and pts
     fail "bench --tp-scaling 2: exit $? ($(cat "$work/err"))"
 check "without a draft" "$work/plain.json" '[p["tp"] for p in pts] == [2] and pts[0]["decode_tokens_per_s"] > 0 and
     pts[0]["spec_speedup"] is None and pts[0]["spec_tokens_per_s"] is None and pts[0]["plain_tokens_per_s"] is None'
+
+# --tp 2 on CPU ranks: the JSON names the rank count and the devices they read weights on (the
+# decode ceiling is that many devices' copy bandwidth on CUDA; none is measured on the CPU).
+"$prog" bench --model "$demo/target" --tp 2 "${quick[@]}" >"$work/tp2.json" 2>"$work/err" ||
+    fail "bench --tp 2: exit $? ($(cat "$work/err"))"
+if out=$(python3 - "$work/tp2.json" 2>&1 <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["tp"] == 2 and d["devices"] == 1 and d["forward"]["decode"][0]["bandwidth_ratio"] is None, d
+PY
+); then ok; else fail "bench --tp 2 --json: $out"; fi
 
 # 4 ranks do not divide the demo target's 6 heads: refused with one line.
 "$prog" bench --model "$demo/target" --tp-scaling 1,4 "${quick[@]}" >"$work/out" 2>"$work/err"

@@ -79,11 +79,15 @@ static ss_status time_forward(ss_model *m, const int *ids, int start, int n, int
     return st;
 }
 
-/* The run's own ceilings, measured on CUDA only (zero elsewhere). */
+/* The run's own ceilings, measured on CUDA only (zero elsewhere). Decode's is the copy bandwidth of
+ * every device the ranks read their weights on: one device's, times devices. */
 typedef struct {
     double copy_bytes_per_s;
     double gemm_flops_per_s;
+    int devices;
 } ceilings;
+
+static double decode_ceiling(const ceilings *c) { return c->copy_bytes_per_s * c->devices; }
 
 typedef struct {
     double prefill_tok_s;
@@ -389,8 +393,11 @@ static void print_text(const char *backend, int tp, const forward_numbers *f, co
         if (!f->decode_ctx[i]) continue;
         printf("decode @%d: %.1f tok/s, %.1f MB/token, %.1f GB/s", f->decode_ctx[i], f->decode_tok_s[i],
                f->decode_bytes[i] / 1e6, f->decode_bytes[i] * f->decode_tok_s[i] / 1e9);
-        if (c->copy_bytes_per_s > 0)
-            printf(" = %.1f%% of copy bandwidth", 100 * f->decode_bytes[i] * f->decode_tok_s[i] / c->copy_bytes_per_s);
+        if (c->copy_bytes_per_s > 0) {
+            printf(" = %.1f%% of ", 100 * f->decode_bytes[i] * f->decode_tok_s[i] / decode_ceiling(c));
+            if (c->devices > 1) printf("%d devices' ", c->devices);
+            printf("copy bandwidth");
+        }
         printf("\n");
     }
     for (int i = 0; i < n_gens; i++) {
@@ -412,7 +419,7 @@ static json_t *forward_json(const forward_numbers *f, const ceilings *c) {
         json_array_append_new(dec, json_pack("{s:i, s:f, s:f, s:f, s:o}", "context", f->decode_ctx[i], "tokens_per_s",
                                              f->decode_tok_s[i], "bytes_per_token", f->decode_bytes[i],
                                              "bytes_per_s", bw, "bandwidth_ratio",
-                                             c->copy_bytes_per_s > 0 ? json_real(bw / c->copy_bytes_per_s) : json_null()));
+                                             c->copy_bytes_per_s > 0 ? json_real(bw / decode_ceiling(c)) : json_null()));
     }
     return json_pack("{s:f, s:f, s:o, s:o}", "prefill_tokens_per_s", f->prefill_tok_s, "prefill_flops_per_s",
                      f->prefill_flops, "prefill_gemm_ratio",
@@ -423,6 +430,7 @@ static json_t *forward_json(const forward_numbers *f, const ceilings *c) {
  * device copy bandwidth: the ceilings measured in the same run. */
 static ss_status measure_ceilings(ss_model *m, int prompt_len, ceilings *c, ss_error *err) {
     memset(c, 0, sizeof *c);
+    c->devices = ss_model_devices(m);
     if (strcmp(ss_model_backend_name(m), "cuda") != 0) return SS_OK;
     const ss_config *cfg = ss_model_config(m);
     if (ss_cuda_copy_bandwidth(&c->copy_bytes_per_s, err)) return err->status;
@@ -551,6 +559,7 @@ int cmd_bench(int argc, char **argv) {
                               "forward", forward_json(&f, &c), "generate", runs, "speedup",
                               n_gens > 1 && gens[0].tok_s > 0 ? json_real(gens[1].tok_s / gens[0].tok_s) : json_null());
         json_object_set_new(o, "tp", json_integer(tp));
+        json_object_set_new(o, "devices", json_integer(c.devices));
         if (b.n_scaling) json_object_set_new(o, "tp_scaling", scaling_json(scaling, b.n_scaling, b.decode_ctx[0]));
         if (b.kernels) {
             json_object_set_new(o, "kernels", kn.gpu ? kernels_json(&kn.sum) : json_null());
