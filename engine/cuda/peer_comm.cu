@@ -23,7 +23,8 @@ extern "C" {
 }
 
 typedef struct {
-    cuda_backend *rank[SS_MAX_TP];
+    cuda_backend *rank[SS_MAX_TP]; /* alive while sums run; gone by the time the model frees this */
+    int device[SS_MAX_TP];        /* rank r's device, for the events' release */
     cudaEvent_t ready[SS_MAX_TP]; /* on rank r's device */
     cudaEvent_t summed;           /* on rank 0's device */
 } peer_impl;
@@ -64,7 +65,7 @@ static void peer_destroy(ss_tp_comm *c) {
     if (p) {
         for (int r = 0; r < c->ranks; r++) {
             if (!p->rank[r]) continue;
-            cudaSetDevice(p->rank[r]->device);
+            cudaSetDevice(p->device[r]);
             if (p->ready[r]) cudaEventDestroy(p->ready[r]);
             if (r == 0 && p->summed) cudaEventDestroy(p->summed);
         }
@@ -119,10 +120,10 @@ extern "C" ss_status ss_tp_comm_peer_create(int ranks, ss_backend *const *backen
         return ss_fail(err, SS_ENOMEM, "peer all-reduce: out of memory for the communicator");
     }
     *c = (ss_tp_comm){&peer_ops, ranks, {}, p};
-    for (int r = 0; r < ranks; r++) p->rank[r] = (cuda_backend *)backends[r]->impl;
+    for (int r = 0; r < ranks; r++) p->rank[r] = (cuda_backend *)backends[r]->impl, p->device[r] = p->rank[r]->device;
     cudaError_t e = cudaSuccess;
     for (int r = 0; r < ranks && e == cudaSuccess; r++) {
-        if ((e = cudaSetDevice(p->rank[r]->device)) == cudaSuccess)
+        if ((e = cudaSetDevice(p->device[r])) == cudaSuccess)
             e = cudaEventCreateWithFlags(&p->ready[r], cudaEventDisableTiming);
         if (e == cudaSuccess && r == 0) e = cudaEventCreateWithFlags(&p->summed, cudaEventDisableTiming);
     }
