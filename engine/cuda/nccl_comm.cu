@@ -113,12 +113,11 @@ static void free_oneshot(nccl_impl *n, int ranks) {
     cudaGetLastError();
 }
 
-/* Peer access between every pair of devices 0..ranks-1 and each rank's inbox and zeroed flags;
- * false (and nothing held) where a device cannot reach another or memory runs out: NCCL then sums
- * everything. */
-static bool set_up_oneshot(nccl_impl *n, int ranks) {
+/* Peer access between every pair of devices 0..ranks-1 and each rank's inbox and zeroed flags; where
+ * a device cannot reach another or memory runs out, nothing is held and NCCL sums everything. */
+static void set_up_oneshot(nccl_impl *n, int ranks) {
     const char *env = getenv("SPECSCOPE_TP_ONESHOT");
-    if (env && strcmp(env, "0") == 0) return false;
+    if (env && strcmp(env, "0") == 0) return;
     cudaError_t e = cudaSuccess;
     for (int r = 0; r < ranks && e == cudaSuccess; r++) {
         if ((e = cudaSetDevice(r)) != cudaSuccess) break;
@@ -137,7 +136,6 @@ static bool set_up_oneshot(nccl_impl *n, int ranks) {
     cudaGetLastError();
     n->oneshot = e == cudaSuccess;
     if (!n->oneshot) free_oneshot(n, ranks);
-    return n->oneshot;
 }
 
 static void nccl_destroy(ss_tp_comm *c) {
