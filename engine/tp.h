@@ -4,9 +4,10 @@
  * Three implementations: in-process for CPU ranks (host buffers, summed in rank order 0..N-1, so
  * the result does not depend on timing); NCCL for CUDA ranks on devices 0..N-1 (engine/cuda/
  * nccl_comm.cu; libnccl.so.2 is opened at run time, so a build with NCCL still runs where it is
- * absent); and one kernel on rank 0's device for CUDA ranks that NCCL cannot serve (ranks sharing a
- * device, or no libnccl.so.2: engine/cuda/peer_comm.cu), reading the other ranks' buffers through
- * peer access and summing in rank order like the host's. Like the backend ops, all_reduce_sum
+ * absent; a step's small sums take its one-shot kernel, kernels/allreduce.cu); and one kernel on
+ * rank 0's device for CUDA ranks that share a device, or on several devices with
+ * SPECSCOPE_TP_COMM=peer (engine/cuda/peer_comm.cu), reading the other ranks' buffers through peer
+ * access and summing in rank order like the host's. Like the backend ops, all_reduce_sum
  * returns nothing: it is issued in order with the ranks' other ops (on their streams on CUDA, CUDA
  * graph capture included) and keeps its first failure, which ss_tp_comm_check reports. */
 #ifndef SPECSCOPE_TP_H
