@@ -2,7 +2,7 @@
  * 0..N-1 from ncclCommInitAll, and all_reduce_sum as one NCCL group of in-place float sums, each on
  * its rank's stream (the backend's stream op flushes the rank's pending fused op first).
  *
- * Sums of at most ONESHOT_CAP floats (every decode, draft and verify step's) take the one-shot
+ * Sums of at most ONESHOT_CAP floats (every decode and verify step's; the draft is never split) take the one-shot
  * all-reduce instead (kernels/allreduce.cu: each rank pushes its partials into the others' inboxes
  * over NVLink peer access and adds what arrived), where every device reaches every other;
  * SPECSCOPE_TP_ONESHOT=0 keeps NCCL for all. Prefill chunks stay with NCCL.
