@@ -78,30 +78,29 @@ static void attention_update(ss_model *r, int l, int n) {
 }
 
 /* Each rank's s.xn holds its part of an update (row-parallel o / down: a partial sum over its input
- * columns); afterwards every rank's s.xn holds the whole update. Nothing to do on one rank. */
-static void sum_updates(ss_model *m, int n) {
-    if (!m->comm) return;
+ * columns); the whole update is added to every rank's residual stream x (by the communicator, which
+ * sums and adds in one step; s.xn is spent). */
+static void add_updates(ss_model *m, int n) {
+    const size_t count = (size_t)n * m->cfg.hidden;
+    if (!m->comm) {
+        m->be->ops->add(m->be, m->s.x, m->s.xn, count);
+        return;
+    }
     ss_backend *bes[SS_MAX_TP];
-    float *bufs[SS_MAX_TP];
-    for (int r = 0; r < m->tp; r++) bes[r] = m->ranks[r]->be, bufs[r] = m->ranks[r]->s.xn;
-    m->comm->ops->all_reduce_sum(m->comm, bes, bufs, (size_t)n * m->cfg.hidden);
+    float *bufs[SS_MAX_TP], *into[SS_MAX_TP];
+    for (int r = 0; r < m->tp; r++) bes[r] = m->ranks[r]->be, bufs[r] = m->ranks[r]->s.xn, into[r] = m->ranks[r]->s.x;
+    m->comm->ops->all_reduce_sum(m->comm, bes, bufs, into, count);
 }
 
 /* One layer on every rank; the residual stream x is replicated, each rank adds the summed updates. */
 static void layer_forward(ss_model *m, int l, int n) {
-    size_t count = (size_t)n * m->cfg.hidden;
     for (int r = 0; r < m->tp; r++) attention_update(m->ranks[r], l, n);
-    sum_updates(m, n);
+    add_updates(m, n);
     for (int r = 0; r < m->tp; r++) {
         ss_model *R = m->ranks[r];
-        R->be->ops->add(R->be, R->s.x, R->s.xn, count);
         mlp(R, &R->layers[l], R->s.xn, R->s.x, n);
     }
-    sum_updates(m, n);
-    for (int r = 0; r < m->tp; r++) {
-        ss_model *R = m->ranks[r];
-        R->be->ops->add(R->be, R->s.x, R->s.xn, count);
-    }
+    add_updates(m, n);
 }
 
 /* ---------------------------------------------------------------- EasySpec groups (one position) */

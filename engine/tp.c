@@ -3,16 +3,24 @@
 
 #include "tp.h"
 
-static void host_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, size_t count) {
+static void host_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, float *const *into,
+                                size_t count) {
     (void)ranks; /* CPU ops are done when they return: the buffers are ready */
     for (size_t i = 0; i < count; i++) {
         float sum = bufs[0][i];
         for (int r = 1; r < c->ranks; r++) sum += bufs[r][i];
-        for (int r = 0; r < c->ranks; r++) bufs[r][i] = sum;
+        for (int r = 0; r < c->ranks; r++) {
+            if (into) into[r][i] += sum;
+            else bufs[r][i] = sum;
+        }
     }
 }
 
 static void host_destroy(ss_tp_comm *c) { free(c); }
+
+void ss_tp_add_sums(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, float *const *into, size_t count) {
+    for (int r = 0; into && r < c->ranks; r++) ranks[r]->ops->add(ranks[r], into[r], bufs[r], count);
+}
 
 static const ss_tp_comm_ops host_ops = {"host", host_all_reduce_sum, host_destroy};
 

@@ -19,8 +19,12 @@ typedef struct ss_tp_comm ss_tp_comm;
 
 typedef struct {
     const char *name; /* "host", "nccl" or "peer" */
-    /* bufs[r]: count floats in the memory of backend ranks[r]; each becomes the sum over r. */
-    void (*all_reduce_sum)(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, size_t count);
+    /* bufs[r]: count floats in the memory of backend ranks[r]; each becomes the sum over r. With
+     * into (NULL or per rank, like bufs), into[r] += the sum instead and bufs[r] is left undefined:
+     * a layer adds its summed update to the residual stream in the same step, so on CUDA the
+     * add no longer waits in a kernel of its own (the next RMSNorm fuses into the next GEMV). */
+    void (*all_reduce_sum)(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, float *const *into,
+                           size_t count);
     void (*destroy)(ss_tp_comm *c);
 } ss_tp_comm_ops;
 
@@ -39,6 +43,9 @@ ss_status ss_tp_comm_nccl_create(int ranks, ss_tp_comm **out, ss_error *err);
 /* One summing kernel on rank 0's device over the CUDA ranks' buffers (any devices that can reach
  * each other, shared ones included). SS_EUNSUPPORTED in builds without CUDA. */
 ss_status ss_tp_comm_peer_create(int ranks, ss_backend *const *backends, ss_tp_comm **out, ss_error *err);
+/* For a communicator whose sum lands in bufs: into[r] += bufs[r] through rank r's add op (nothing
+ * when into is NULL). */
+void ss_tp_add_sums(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, float *const *into, size_t count);
 /* Reports (and clears) the first failure since the last check. */
 ss_status ss_tp_comm_check(ss_tp_comm *c, ss_error *err);
 void ss_tp_comm_free(ss_tp_comm *c); /* c may be NULL */

@@ -9,7 +9,7 @@
  *      system fence, so the inbox stores are visible first),
  *   3. waits until every other rank's epoch reached its own flags (local polls),
  *   4. adds the ranks' partials in rank order 0..N-1, like the host communicator, and writes the
- *      total into its buffer.
+ *      total into its buffer, or adds it to `into` (the residual stream: engine/tp.h).
  * No rank reads another's memory, so no second handshake guards the in-place write. Inboxes are
  * double-buffered by the epoch's parity: a rank can be at most one call ahead of any other (its
  * call e + 1 waits for every rank's push of e + 1, which follows their reading of e), so call e + 2
@@ -65,7 +65,8 @@ __global__ void __launch_bounds__(ONESHOT_THREADS) allreduce_oneshot_kernel(cons
             const float v = q == p.rank ? p.buf[i] : __ldcg(p.inbox + inbox_slot(p, par, q) + i);
             sum = q == 0 ? v : sum + v;
         }
-        p.buf[i] = sum;
+        if (p.into) p.into[i] += sum;
+        else p.buf[i] = sum;
     }
     if (threadIdx.x == 0) *p.epoch = e;
 }

@@ -70,11 +70,11 @@ cudaError_t sum_ranks(const launch_ctx &c, const rank_buffers &b, size_t count);
 /* ---------------------------------------------------------------- allreduce.cu */
 
 /* One rank's side of the one-shot all-reduce over ranks on their own devices: buf (count floats,
- * count <= cap) becomes the ranks' sum, added in rank order. Every rank has an inbox of
+ * count <= cap) becomes the ranks' sum, added in rank order (with into: into += the sum instead). Every rank has an inbox of
  * [2][ranks][cap] floats and flags[ranks] (zeroed once), and a call counter epoch; peer_inbox[q] /
  * peer_flags[q] are rank q's, reached through peer access. */
 struct oneshot_params {
-    float *buf;
+    float *buf, *into;
     const float *inbox;
     float *peer_inbox[8]; /* SS_MAX_TP */
     unsigned *flags;

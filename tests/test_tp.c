@@ -182,9 +182,18 @@ static void test_host_comm(void) {
     float a[4] = {1, 2, 3, 4}, b[4] = {10, 20, 30, 40}, d[4] = {0.5f, -2, 0, 100};
     float *bufs[3] = {a, b, d};
     ss_backend *none[3] = {NULL, NULL, NULL};
-    c->ops->all_reduce_sum(c, none, bufs, 4);
+    c->ops->all_reduce_sum(c, none, bufs, NULL, 4);
     const float want[4] = {11.5f, 20, 33, 144};
     for (int i = 0; i < 4; i++) CHECK(a[i] == want[i] && b[i] == want[i] && d[i] == want[i]);
+    /* With into: each rank's destination gets the sum added (the residual stream of a layer). */
+    float x0[4] = {1, 1, 1, 1}, x1[4] = {-1, 0, 2, 0.25f}, x2[4] = {0, 0, 0, 0};
+    float *into[3] = {x0, x1, x2};
+    const float a2[4] = {1, 2, 3, 4}, b2[4] = {10, 20, 30, 40}, d2[4] = {0.5f, -2, 0, 100};
+    memcpy(a, a2, sizeof a), memcpy(b, b2, sizeof b), memcpy(d, d2, sizeof d);
+    c->ops->all_reduce_sum(c, none, bufs, into, 4);
+    for (int i = 0; i < 4; i++)
+        CHECK(x0[i] == 1 + want[i] && x1[i] == (i == 0 ? -1 : i == 2 ? 2 : i == 3 ? 0.25f : 0) + want[i] &&
+              x2[i] == want[i]);
     CHECK(ss_tp_comm_check(c, &err) == SS_OK);
     ss_tp_comm_free(c);
     CHECK(ss_tp_comm_host_create(SS_MAX_TP + 1, &c, &err) == SS_EARG && !c && strstr(err.msg, "9 ranks"));

@@ -57,13 +57,14 @@ static void record(ss_tp_comm *c, ncclResult_t r, const char *what) {
 }
 
 /* Rank r's one-shot kernel on its stream (the stream op flushed its pending op). */
-static void oneshot_all_reduce(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, size_t count) {
+static void oneshot_all_reduce(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, float *const *into,
+                               size_t count) {
     nccl_impl *n = impl_of(c);
     for (int r = 0; r < c->ranks; r++) {
         ranks[r]->ops->stream(ranks[r]);
         cuda_backend *b = (cuda_backend *)ranks[r]->impl;
         sk::oneshot_params p = {};
-        p.buf = bufs[r], p.inbox = n->os[r].inbox, p.flags = n->os[r].flags, p.epoch = n->os[r].flags + c->ranks;
+        p.buf = bufs[r], p.into = into ? into[r] : nullptr, p.inbox = n->os[r].inbox, p.flags = n->os[r].flags, p.epoch = n->os[r].flags + c->ranks;
         for (int q = 0; q < c->ranks; q++) p.peer_inbox[q] = n->os[q].inbox, p.peer_flags[q] = n->os[q].flags;
         p.rank = r, p.ranks = c->ranks, p.cap = ONESHOT_CAP, p.count = count;
         cudaError_t e = cudaSetDevice(b->device);
@@ -77,7 +78,8 @@ static void oneshot_all_reduce(ss_tp_comm *c, ss_backend *const *ranks, float *c
     }
 }
 
-static void nccl_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, size_t count) {
+static void nccl_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, float *const *into,
+                                size_t count) {
     nccl_impl *n = impl_of(c);
     if (c->failed.status != SS_OK) return;
     for (int r = 0; r < c->ranks; r++)
@@ -87,7 +89,7 @@ static void nccl_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *
             return;
         }
     if (n->oneshot && count <= ONESHOT_CAP) {
-        oneshot_all_reduce(c, ranks, bufs, count);
+        oneshot_all_reduce(c, ranks, bufs, into, count);
         return;
     }
     ncclResult_t res = n->group_start();
@@ -98,6 +100,7 @@ static void nccl_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *
     ncclResult_t end = n->group_end(); /* always closes the group, even after a failed call */
     if (res == ncclSuccess) res = end;
     if (res != ncclSuccess) record(c, res, "all-reduce");
+    else ss_tp_add_sums(c, ranks, bufs, into, count);
 }
 
 /* Frees what set_up_oneshot allocated (on each rank's device). */

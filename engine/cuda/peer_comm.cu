@@ -11,6 +11,7 @@
  * the rest of a forward. (The sixth session refused ranks on several devices after such a split
  * seemed to hang; the hang was NCCL's destroy of the split before it, engine/model.c.)
  *
+ * With `into` (engine/tp.h) each rank then adds the sum to it with its own add op, on its stream.
  * The streams meet through events: each rank records `ready` after its last op, rank 0's stream
  * waits for all of them, and the other ranks' streams wait for `summed`. */
 #include <stdlib.h>
@@ -38,9 +39,8 @@ static bool peer_ok(ss_tp_comm *c, cudaError_t e, const char *what) {
     return false;
 }
 
-static void peer_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, size_t count) {
+static void peer_sum(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, size_t count) {
     peer_impl *p = impl_of(c);
-    if (c->failed.status != SS_OK || c->ranks == 1 || !count) return;
     cudaStream_t s[SS_MAX_TP];
     sk::rank_buffers b = {};
     b.n = c->ranks;
@@ -58,6 +58,13 @@ static void peer_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *
     if (!peer_ok(c, sk::sum_ranks(l, b, count), "sum") || !peer_ok(c, cudaEventRecord(p->summed, s[0]), "event")) return;
     for (int r = 1; r < c->ranks; r++)
         if (!peer_ok(c, cudaStreamWaitEvent(s[r], p->summed, 0), "wait")) return;
+}
+
+static void peer_all_reduce_sum(ss_tp_comm *c, ss_backend *const *ranks, float *const *bufs, float *const *into,
+                                size_t count) {
+    if (c->failed.status != SS_OK || !count) return;
+    if (c->ranks > 1) peer_sum(c, ranks, bufs, count);
+    if (c->failed.status == SS_OK) ss_tp_add_sums(c, ranks, bufs, into, count);
 }
 
 static void peer_destroy(ss_tp_comm *c) {
