@@ -64,7 +64,8 @@ static void oneshot_all_reduce(ss_tp_comm *c, ss_backend *const *ranks, float *c
         ranks[r]->ops->stream(ranks[r]);
         cuda_backend *b = (cuda_backend *)ranks[r]->impl;
         sk::oneshot_params p = {};
-        p.buf = bufs[r], p.into = into ? into[r] : nullptr, p.inbox = n->os[r].inbox, p.flags = n->os[r].flags, p.epoch = n->os[r].flags + c->ranks;
+        p.buf = bufs[r], p.into = into ? into[r] : nullptr;
+        p.inbox = n->os[r].inbox, p.flags = n->os[r].flags, p.epoch = n->os[r].flags + c->ranks;
         for (int q = 0; q < c->ranks; q++) p.peer_inbox[q] = n->os[q].inbox, p.peer_flags[q] = n->os[q].flags;
         p.rank = r, p.ranks = c->ranks, p.cap = ONESHOT_CAP, p.count = count;
         cudaError_t e = cudaSetDevice(b->device);
