@@ -211,6 +211,7 @@ int cmd_generate(int argc, char **argv) {
             json_decref(obj);
         } else {
             putchar('\n');
+            fflush(stdout); /* the text before the stats line on stderr, also when both go to one pipe */
             print_stats_line(&r.stats);
         }
         ss_result_free(&r);
