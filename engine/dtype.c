@@ -55,3 +55,15 @@ float ss_f16_to_f32(uint16_t h) {
     memcpy(&f, &u, sizeof f);
     return f;
 }
+
+float ss_element_f32(ss_dtype dtype, const void *p) {
+    uint16_t h;
+    float f;
+    switch (dtype) {
+    case SS_F16: memcpy(&h, p, 2); return ss_f16_to_f32(h);
+    case SS_BF16: memcpy(&h, p, 2); return ss_bf16_to_f32(h);
+    case SS_F32: break;
+    }
+    memcpy(&f, p, 4);
+    return f;
+}

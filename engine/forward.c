@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lora.h"
 #include "model.h"
 #include "sampler.h"
 #include "trace.h"
@@ -51,16 +52,21 @@ static void attend(ss_model *m, ss_layer *L, float *q, float *k, float *v, float
     o->attention(m->be, att, q, L->kcache, L->vcache, n, m->heads, m->kv_heads, c->head_dim);
 }
 
-/* out = down(silu(gate(h)) * up(h)) with h = mlp_norm(in); out may be in or s.xn. */
+/* out = down(silu(gate(h)) * up(h)) with h = mlp_norm(in); out may be in or s.xn. LoRA adapters add
+ * their updates to each projection's output (lora.h; nothing without adapters). */
 static void mlp(ss_model *m, const ss_layer *L, float *out, const float *in, int n) {
     const ss_config *c = &m->cfg;
     const ss_backend_ops *o = m->be->ops;
     ss_scratch *s = &m->s;
+    const int l = (int)(L - m->layers);
     o->rmsnorm(m->be, s->xn, in, &L->mlp_norm, n, c->hidden, c->rms_eps);
     o->matmul(m->be, s->gate, s->xn, &L->gate, NULL, n);
     o->matmul(m->be, s->up, s->xn, &L->up, NULL, n);
+    ss_lora_apply(m, l, LORA_GATE, s->gate, s->xn, n);
+    ss_lora_apply(m, l, LORA_UP, s->up, s->xn, n);
     o->silu_mul(m->be, s->gate, s->up, (size_t)n * m->intermediate);
     o->matmul(m->be, out, s->gate, &L->down, NULL, n);
+    ss_lora_apply(m, l, LORA_DOWN, out, s->gate, n);
 }
 
 /* s.xn = o(attn(rope(qkv(norm(x))))) of one rank: the update from its heads. */
@@ -73,8 +79,12 @@ static void attention_update(ss_model *r, int l, int n) {
     o->matmul(r->be, s->q, s->xn, &L->q, opt(&L->q_bias), n);
     o->matmul(r->be, s->k, s->xn, &L->k, opt(&L->k_bias), n);
     o->matmul(r->be, s->v, s->xn, &L->v, opt(&L->v_bias), n);
+    ss_lora_apply(r, l, LORA_Q, s->q, s->xn, n);
+    ss_lora_apply(r, l, LORA_K, s->k, s->xn, n);
+    ss_lora_apply(r, l, LORA_V, s->v, s->xn, n);
     attend(r, L, s->q, s->k, s->v, s->att, n);
     o->matmul(r->be, s->xn, s->att, &L->o, NULL, n);
+    ss_lora_apply(r, l, LORA_O, s->xn, s->att, n);
 }
 
 /* Each rank's s.xn holds its part of an update (row-parallel o / down: a partial sum over its input
@@ -198,11 +208,12 @@ static void record_forward(void *ctx) {
     }
 }
 
-/* A graph serves every forward of one shape: batch size, logits rows, plan and communicator. */
+/* A graph serves every forward of one shape: batch size, logits rows, plan, communicator and what the
+ * LoRA adapters compute (their scales are kernel arguments). */
 static uint64_t graph_key(const ss_model *m, const forward_work *w) {
     uint64_t h = 1469598103934665603ull;
 #define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
-    MIX(w->n), MIX(w->rows), MIX(m->plan != NULL), MIX(m->comm != NULL);
+    MIX(w->n), MIX(w->rows), MIX(m->plan != NULL), MIX(m->comm != NULL), MIX(m->lora_version);
     for (int g = 0; m->plan && g < m->plan->n_groups; g++)
         MIX(m->plan->mode), MIX(m->plan->groups[g].first), MIX(m->plan->groups[g].count);
 #undef MIX
@@ -243,6 +254,8 @@ static ss_status forward_batch(ss_model *m, const int *tokens, const int *positi
 }
 
 static ss_status check_batch(const ss_model *m, const int *tokens, const int *positions, int n, ss_error *err) {
+    if (m->plan && m->n_loras)
+        return ss_fail(err, SS_EUNSUPPORTED, "%s: EasySpec groups and LoRA adapters on one model", m->dir);
     if (!tokens || !positions || n <= 0 || n > m->s.max_batch)
         return ss_fail(err, SS_EARG, "%s: forward over %d positions (1..%d, with tokens and positions)", m->dir, n,
                        m->s.max_batch);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lora.h"
 #include "model.h"
 
 /* Positions per ss_forward; ss_model_forward chunks longer runs. On CUDA the prefill's matrix
@@ -44,18 +45,6 @@ static ss_status upload_rows(ss_model *m, const ss_tensor *t, ss_weight *w, ss_e
     return m->be->ops->upload(m->be, &part, w, err);
 }
 
-static float element_f32(ss_dtype dtype, const char *p) {
-    uint16_t h;
-    float f;
-    switch (dtype) {
-    case SS_F16: memcpy(&h, p, 2); return ss_f16_to_f32(h);
-    case SS_BF16: memcpy(&h, p, 2); return ss_bf16_to_f32(h);
-    case SS_F32: break;
-    }
-    memcpy(&f, p, 4);
-    return f;
-}
-
 /* The rank's input columns of a matrix are not contiguous: gathered as floats (exact for every
  * dtype) into an owned weight. */
 static ss_status upload_cols(ss_model *m, const ss_tensor *t, ss_weight *w, ss_error *err) {
@@ -65,7 +54,7 @@ static ss_status upload_cols(ss_model *m, const ss_tensor *t, ss_weight *w, ss_e
     if (!part) return ss_fail(err, SS_ENOMEM, "%s: out of memory for rank %d's columns of %s", m->dir, m->rank, t->name);
     for (size_t r = 0; r < rows; r++)
         for (size_t i = 0; i < share; i++)
-            part[r * share + i] = element_f32(t->dtype, (const char *)t->data + (r * cols + first + i) * es);
+            part[r * share + i] = ss_element_f32(t->dtype, (const char *)t->data + (r * cols + first + i) * es);
     ss_status st = m->be->ops->upload_f32(m->be, part, (int)rows, (int)share, w, err);
     free(part);
     return st == SS_OK ? SS_OK : ss_fail_prefix(err, "%s: %s, rank %d", m->dir, t->name, m->rank);
@@ -353,6 +342,7 @@ static void release_rank(ss_model *m) {
 
 void ss_model_free(ss_model *m) {
     if (!m) return;
+    ss_lora_free_all(m); /* their weights live on the backend */
     for (int r = 1; r < SS_MAX_TP; r++) {
         if (!m->ranks[r]) continue;
         release_rank(m->ranks[r]);

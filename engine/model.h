@@ -73,6 +73,16 @@ struct ss_model {
     ss_model *ranks[SS_MAX_TP]; /* rank 0 only: ranks[0] == the model, then the others */
     ss_tp_comm *comm;           /* rank 0 only: NULL with tp = 1 (a test may attach one) */
     int heads, kv_heads, intermediate; /* this rank's share of the geometry */
+
+    /* LoRA adapters (lora.c), in load order, and the backend scratch they share: lora_t [max_batch,
+     * the largest rank], lora_u [max_batch, the widest projection]. lora_version changes whenever
+     * what they compute does (load, unload, scale, on/off), so forwards captured as CUDA graphs
+     * before are not replayed after. */
+    struct ss_lora **loras;
+    int n_loras;
+    uint64_t lora_version;
+    float *lora_t, *lora_u;
+    int lora_t_rank;
 };
 
 /* forward.c: one forward over n <= s.max_batch tokens at explicit positions, writing their K/V.

@@ -456,6 +456,23 @@ ss_status ss_checkpoint_open(const char *dir, ss_checkpoint **out, ss_error *err
     return SS_OK;
 }
 
+ss_status ss_checkpoint_open_file(const char *path, ss_checkpoint **out, ss_error *err) {
+    if (!path || !out) return ss_fail(err, SS_EARG, "ss_checkpoint_open_file: no path or result pointer");
+    *out = NULL;
+    ss_checkpoint *ck = ss_checkpoint_new();
+    if (!ck || !(ck->where = strdup(path))) {
+        ss_checkpoint_close(ck);
+        return ss_fail(err, SS_ENOMEM, "%s: out of memory", path);
+    }
+    ss_status status = is_file(path) ? add_file(ck, path, err) : ss_fail(err, SS_EIO, "%s: not found", path);
+    if (status != SS_OK) {
+        ss_checkpoint_close(ck);
+        return status;
+    }
+    *out = ck;
+    return SS_OK;
+}
+
 /* ---------------------------------------------------------------- shape checks */
 
 static void format_shape(char *buf, size_t size, int ndim, const int64_t *shape) {

@@ -26,6 +26,8 @@ typedef struct ss_checkpoint ss_checkpoint;
 
 /* dir holds model.safetensors, or model.safetensors.index.json + the shards it names. */
 ss_status ss_checkpoint_open(const char *dir, ss_checkpoint **out, ss_error *err);
+/* One safetensors file by path (a LoRA adapter's adapter_model.safetensors). */
+ss_status ss_checkpoint_open_file(const char *path, ss_checkpoint **out, ss_error *err);
 void ss_checkpoint_close(ss_checkpoint *ck);
 const ss_tensor *ss_checkpoint_find(const ss_checkpoint *ck, const char *name);
 int ss_checkpoint_count(const ss_checkpoint *ck);

@@ -48,6 +48,7 @@ const char *ss_dtype_name(ss_dtype dtype);
 float ss_bf16_to_f32(uint16_t h);
 float ss_f16_to_f32(uint16_t h);
 uint16_t ss_f32_to_bf16(float f); /* round to nearest even */
+float ss_element_f32(ss_dtype dtype, const void *p); /* one stored element (any alignment) as a float */
 
 typedef enum { SS_ARCH_LLAMA = 0, SS_ARCH_MISTRAL, SS_ARCH_QWEN2, SS_ARCH_QWEN3 } ss_arch;
 typedef enum { SS_ROPE_DEFAULT = 0, SS_ROPE_LLAMA3, SS_ROPE_LINEAR } ss_rope_type;
@@ -176,6 +177,40 @@ ss_status ss_model_forward_ids(ss_model *m, const int *tokens, const int *positi
                                bool last_only, ss_error *err);
 /* Copies one layer's K and V for positions [0, len) into host floats [len, n_kv_heads*head_dim]. */
 ss_status ss_model_read_kv(ss_model *m, int layer, int len, float *k, float *v, ss_error *err);
+
+/* ---------------------------------------------------------------- LoRA adapters */
+
+/* A PEFT LoRA adapter bound to a model: each projection it targets (q/k/v/o, gate/up/down of a
+ * layer) computes W0 x + scale * s * B (A x), A [r, in], B [out, r], s = lora_alpha / r (lora_alpha /
+ * sqrt(r) with use_rslora), scale the caller's multiplier (1: the adapter as trained). Several may be
+ * loaded; each has its own scale and can be switched off. The model owns its adapters
+ * (ss_model_free frees them). engine/lora.c; docs/lora.md. */
+typedef struct ss_lora ss_lora;
+
+/* One targeted projection's norms (Frobenius), at the adapter's current scale: a = |A|, b = |B|,
+ * ba = |scale s B A|, rel = ba / |W0|. */
+typedef struct {
+    int layer;
+    const char *module; /* "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj" */
+    double a, b, ba, rel;
+} ss_lora_norm;
+
+/* Reads dir/adapter_config.json and dir/adapter_model.safetensors and binds the adapter to m at
+ * scale (enabled). Every tensor is checked against the model's geometry; nothing is bound on error. */
+ss_status ss_lora_load(ss_model *m, const char *dir, float scale, ss_lora **out, ss_error *err);
+void ss_lora_unload(ss_lora *a); /* unbinds and frees; a may be NULL */
+int ss_model_lora_count(const ss_model *m);
+ss_lora *ss_model_lora(const ss_model *m, int i); /* in load order; NULL outside [0, count) */
+const char *ss_lora_dir(const ss_lora *a);
+int ss_lora_rank(const ss_lora *a);
+double ss_lora_scaling(const ss_lora *a); /* s, from the adapter's config */
+float ss_lora_scale(const ss_lora *a);
+void ss_lora_set_scale(ss_lora *a, float scale);
+bool ss_lora_enabled(const ss_lora *a);
+void ss_lora_set_enabled(ss_lora *a, bool on);
+/* The targeted projections' norms in layer, then module order (*n of them; valid until the adapter
+ * is unloaded or its scale changes). The first call reads each targeted W0 from the checkpoint. */
+ss_status ss_lora_norms(ss_lora *a, const ss_lora_norm **rows, int *n, ss_error *err);
 
 /* ---------------------------------------------------------------- sampling */
 

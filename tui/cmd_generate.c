@@ -8,6 +8,7 @@
 #include "args.h"
 #include "commands.h"
 #include "gen_options.h"
+#include "lora_args.h"
 #include "report.h"
 #include "trace.h"
 
@@ -22,7 +23,7 @@ static void usage(FILE *out) {
             "  --prompt-file F        read the prompt text from a file\n"
             "  --prompt-ids IDS       the prompt as token ids (\"1 2 3\"): no tokenizer, no BOS added\n"
             "  --json                 print the result as one JSON object\n"
-            "  --lora DIR[:SCALE]     apply a PEFT LoRA adapter (not available yet)\n"
+            "  --lora DIR[:SCALE]     apply a PEFT LoRA adapter to the target at SCALE (default 1); repeatable\n"
             "  --trace FILE.json      write a Chrome trace of the run (Perfetto): prefill and each step on the\n"
             "                         host, and on CUDA every kernel and copy (docs/trace.md)\n"
             "%s",
@@ -133,6 +134,7 @@ int cmd_generate(int argc, char **argv) {
     gen_options_default(&o);
     const char *text = NULL, *prompt_file = NULL, *ids_text = NULL, *trace_path = NULL;
     bool json = false;
+    lora_args loras = {0};
     for (int i = 1; i < argc; i++) {
         int r = gen_options_parse(&o, "generate", argc, argv, &i);
         if (r < 0) return 2;
@@ -152,8 +154,8 @@ int cmd_generate(int argc, char **argv) {
         } else if (strcmp(a, "--trace") == 0) {
             if (!(trace_path = arg_value("generate", argc, argv, &i))) return 2;
         } else if (strcmp(a, "--lora") == 0) {
-            fprintf(stderr, "specscope generate: --lora is not available yet (LoRA support has not landed)\n");
-            return 2;
+            const char *v = arg_value("generate", argc, argv, &i);
+            if (!v || !lora_args_add(&loras, "generate", v)) return 2;
         } else {
             fprintf(stderr, "specscope generate: unknown option '%s' (see --help)\n", a);
             return 2;
@@ -183,6 +185,12 @@ int cmd_generate(int argc, char **argv) {
         ss_ids_free(&ids);
         free(file_text);
         return exit_code(st);
+    }
+    if (!lora_args_load(&loras, "generate", ss_session_target(s))) {
+        ss_session_close(s);
+        ss_ids_free(&ids);
+        free(file_text);
+        return 2;
     }
     run_state rs = {.print = !json};
     if (trace_path && !(rs.tracer = start_trace(s, &err))) {

@@ -1,0 +1,7 @@
+# LoRA adapters (engine/lora.c) against transformers + peft references in tests/fixtures/lora
+# (scripts/make_lora_fixtures.py), bad adapters, and the CLI.
+specscope_unit_test(test_lora SOURCES test_lora.c LABELS unit core)
+# The same adapters on the CUDA backend against the CPU (prompt, decode steps through graphs).
+add_test(NAME test_gpu_lora COMMAND test_lora cuda)
+set_tests_properties(test_lora test_gpu_lora PROPERTIES SKIP_RETURN_CODE 77)
+set_tests_properties(test_gpu_lora PROPERTIES LABELS gpu TIMEOUT 300)
