@@ -37,7 +37,7 @@ typedef struct {
 
 struct ss_lora {
     ss_model *m;
-    char dir[1024];
+    char dir[1024], name[64];
     int rank;
     double scaling; /* s */
     float scale;
@@ -278,6 +278,10 @@ ss_status ss_lora_load(ss_model *m, const char *dir, float scale, ss_lora **out,
     *a = (ss_lora){.m = m, .rank = cfg.r, .scale = scale, .enabled = true,
                    .scaling = cfg.alpha / (cfg.rslora ? sqrt((double)cfg.r) : (double)cfg.r)};
     snprintf(a->dir, sizeof a->dir, "%s", dir);
+    size_t len = strlen(a->dir);
+    while (len > 1 && a->dir[len - 1] == '/') a->dir[--len] = '\0';
+    const char *slash = strrchr(a->dir, '/');
+    ss_lora_set_name(a, slash && slash[1] ? slash + 1 : a->dir);
     st = ss_checkpoint_open_file(file, &a->ck, err);
     if (st == SS_OK && !(a->pairs = calloc((size_t)m->cfg.n_layers * LORA_MODULES, sizeof *a->pairs)))
         st = ss_fail(err, SS_ENOMEM, "%s: out of memory", dir);
@@ -332,6 +336,14 @@ void ss_lora_apply(ss_model *m, int layer, lora_module module, float *out, const
 int ss_model_lora_count(const ss_model *m) { return m ? m->n_loras : 0; }
 ss_lora *ss_model_lora(const ss_model *m, int i) { return m && i >= 0 && i < m->n_loras ? m->loras[i] : NULL; }
 const char *ss_lora_dir(const ss_lora *a) { return a->dir; }
+const char *ss_lora_name(const ss_lora *a) { return a->name; }
+void ss_lora_set_name(ss_lora *a, const char *name) { snprintf(a->name, sizeof a->name, "%s", name ? name : ""); }
+
+ss_lora *ss_model_lora_find(const ss_model *m, const char *name) {
+    for (int i = 0; m && name && i < m->n_loras; i++)
+        if (!strcmp(m->loras[i]->name, name)) return m->loras[i];
+    return NULL;
+}
 int ss_lora_rank(const ss_lora *a) { return a->rank; }
 double ss_lora_scaling(const ss_lora *a) { return a->scaling; }
 float ss_lora_scale(const ss_lora *a) { return a->scale; }

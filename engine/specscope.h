@@ -202,6 +202,10 @@ void ss_lora_unload(ss_lora *a); /* unbinds and frees; a may be NULL */
 int ss_model_lora_count(const ss_model *m);
 ss_lora *ss_model_lora(const ss_model *m, int i); /* in load order; NULL outside [0, count) */
 const char *ss_lora_dir(const ss_lora *a);
+/* A name to find it by (ss_model_lora_find): the folder's last component until renamed. */
+const char *ss_lora_name(const ss_lora *a);
+void ss_lora_set_name(ss_lora *a, const char *name); /* at most 63 bytes are kept */
+ss_lora *ss_model_lora_find(const ss_model *m, const char *name); /* NULL when none has that name */
 int ss_lora_rank(const ss_lora *a);
 double ss_lora_scaling(const ss_lora *a); /* s, from the adapter's config */
 float ss_lora_scale(const ss_lora *a);

@@ -637,19 +637,100 @@ static int l_generate(lua_State *L) {
     return 1;
 }
 
-/* ---------------------------------------------------------------- LoRA (not landed) */
+/* ---------------------------------------------------------------- LoRA adapters (engine/lora.c) */
 
-static int not_available(lua_State *L) {
-    check_session(L);
-    return luaL_error(L, "spec: %s is not available yet (%s has not landed)", lua_tostring(L, lua_upvalueindex(1)),
-                      lua_tostring(L, lua_upvalueindex(2)));
+/* The target's adapter called name (argument 2), or a Lua error naming it. */
+static ss_lora *check_lora(lua_State *L, lua_session *ls, const char *fn) {
+    const char *name = luaL_checkstring(L, 2);
+    ss_lora *a = ss_model_lora_find(ss_session_target(ls->s), name);
+    if (!a) luaL_error(L, "spec: %s: no adapter named '%s' is loaded", fn, name);
+    return a;
 }
 
-static void register_not_available(lua_State *L, const char *name, const char *feature) {
-    lua_pushstring(L, name);
-    lua_pushstring(L, feature);
-    lua_pushcclosure(L, not_available, 2);
-    lua_setfield(L, -2, name);
+/* s:lora_load(DIR [, {name = NAME, scale = S}]) -> NAME (default: the folder's last component). */
+static int l_lora_load(lua_State *L) {
+    lua_session *ls = check_idle(L, "lora_load");
+    const char *dir = luaL_checkstring(L, 2);
+    const char *name = NULL;
+    lua_Number scale = 1;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        if (lua_getfield(L, 3, "name") != LUA_TNIL) {
+            if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "spec: lora_load: name must be a string (got %s)", value_text(L, -1));
+            name = lua_tostring(L, -1);
+        }
+        if (lua_getfield(L, 3, "scale") != LUA_TNIL) {
+            int ok = 0;
+            scale = lua_tonumberx(L, -1, &ok);
+            if (!ok || !isfinite(scale)) luaL_error(L, "spec: lora_load: scale must be a finite number (got %s)", value_text(L, -1));
+        }
+    }
+    ss_model *m = ss_session_target(ls->s);
+    if (name && ss_model_lora_find(m, name)) luaL_error(L, "spec: lora_load: an adapter named '%s' is loaded already", name);
+    ss_lora *a;
+    ss_error err = {0};
+    if (ss_lora_load(m, dir, (float)scale, &a, &err)) luaL_error(L, "spec: lora_load: %s", err.msg);
+    if (name) ss_lora_set_name(a, name);
+    else if (ss_model_lora_find(m, ss_lora_name(a)) != a) {
+        ss_lora_unload(a);
+        luaL_error(L, "spec: lora_load: an adapter named '%s' is loaded already (give {name = ...})", ss_lora_name(a));
+    }
+    lua_pushstring(L, ss_lora_name(a));
+    return 1;
+}
+
+static int l_lora_scale(lua_State *L) {
+    lua_session *ls = check_idle(L, "lora_scale");
+    ss_lora *a = check_lora(L, ls, "lora_scale");
+    lua_Number v = luaL_checknumber(L, 3);
+    if (!isfinite(v)) luaL_error(L, "spec: lora_scale: the scale must be a finite number");
+    ss_lora_set_scale(a, (float)v);
+    return 0;
+}
+
+static int l_lora_enable(lua_State *L) {
+    lua_session *ls = check_idle(L, "lora_enable");
+    ss_lora *a = check_lora(L, ls, "lora_enable");
+    luaL_checktype(L, 3, LUA_TBOOLEAN);
+    ss_lora_set_enabled(a, lua_toboolean(L, 3));
+    return 0;
+}
+
+static int l_lora_unload(lua_State *L) {
+    lua_session *ls = check_idle(L, "lora_unload");
+    ss_lora_unload(check_lora(L, ls, "lora_unload"));
+    return 0;
+}
+
+/* Appends adapter a's norm rows to the array at the top of the stack. */
+static void push_norms(lua_State *L, ss_lora *a) {
+    const ss_lora_norm *rows;
+    int n;
+    ss_error err = {0};
+    if (ss_lora_norms(a, &rows, &n, &err)) luaL_error(L, "spec: lora_norms: %s", err.msg);
+    for (int i = 0; i < n; i++) {
+        lua_createtable(L, 0, 7);
+        lua_pushstring(L, ss_lora_name(a)), lua_setfield(L, -2, "adapter");
+        lua_pushinteger(L, rows[i].layer), lua_setfield(L, -2, "layer");
+        lua_pushstring(L, rows[i].module), lua_setfield(L, -2, "module");
+        lua_pushnumber(L, rows[i].a), lua_setfield(L, -2, "a");
+        lua_pushnumber(L, rows[i].b), lua_setfield(L, -2, "b");
+        lua_pushnumber(L, rows[i].ba), lua_setfield(L, -2, "ba");
+        lua_pushnumber(L, rows[i].rel), lua_setfield(L, -2, "rel");
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    }
+}
+
+/* s:lora_norms([NAME]) -> {{adapter =, layer =, module =, a =, b =, ba =, rel =}, ...}: that
+ * adapter's rows, or every loaded adapter's in load order. */
+static int l_lora_norms(lua_State *L) {
+    lua_session *ls = check_idle(L, "lora_norms");
+    ss_model *m = ss_session_target(ls->s);
+    ss_lora *only = lua_isnoneornil(L, 2) ? NULL : check_lora(L, ls, "lora_norms");
+    lua_newtable(L);
+    for (int i = 0; i < ss_model_lora_count(m); i++)
+        if (!only || ss_model_lora(m, i) == only) push_norms(L, ss_model_lora(m, i));
+    return 1;
 }
 
 /* ---------------------------------------------------------------- close, metatable */
@@ -686,7 +767,9 @@ static int l_tostring(lua_State *L) {
 static const luaL_Reg session_methods[] = {
     {"set", l_set},           {"params", l_params},     {"info", l_info},   {"generate", l_generate},
     {"reset", l_reset},       {"on_token", l_on_token}, {"on_step", l_on_step}, {"close", l_close},
-    {"trace", l_trace},       {"trace_save", l_trace_save}, {NULL, NULL},
+    {"trace", l_trace},       {"trace_save", l_trace_save}, {"lora_load", l_lora_load},
+    {"lora_scale", l_lora_scale}, {"lora_enable", l_lora_enable}, {"lora_unload", l_lora_unload},
+    {"lora_norms", l_lora_norms}, {NULL, NULL},
 };
 
 static const luaL_Reg session_meta[] = {
@@ -702,10 +785,6 @@ void spec_register_session(lua_State *L, ss_lua *S) {
     luaL_newmetatable(L, SESSION_MT);
     luaL_setfuncs(L, session_meta, 0);
     luaL_newlib(L, session_methods);
-    register_not_available(L, "lora_load", "LoRA support");
-    register_not_available(L, "lora_scale", "LoRA support");
-    register_not_available(L, "lora_enable", "LoRA support");
-    register_not_available(L, "lora_norms", "LoRA support");
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 

@@ -42,6 +42,9 @@ ADAPTERS = [
          dtype="bfloat16"),
     dict(name="llama3rope-mlp", base="llama3rope-bf16", r=2, alpha=2, rslora=False,
          modules=["gate_proj", "up_proj", "down_proj"], dtype="bfloat16"),
+    # The bundled demo target (it has a tokenizer, so the interface and the REPL can chat with it).
+    dict(name="demo-r4", base="../../models/demo/target", r=4, alpha=4, rslora=False, modules=ALL, dtype="bfloat16",
+         ids=[1, 450, 4996, 17354, 1701, 432, 29889, 13, 450, 2107]),
 ]
 SCALES = (1.0, 0.5)
 
@@ -134,8 +137,11 @@ def write_adapter(transformers, peft, torch, spec, fixtures, out_root, generator
     want = spec["alpha"] / (math.sqrt(spec["r"]) if spec["rslora"] else spec["r"])
     if abs(scaling - want) > 1e-12 or any(abs(m.scaling["default"] - scaling) > 1e-12 for _, m in layers):
         fail(f"{spec['name']}: PEFT's scaling {scaling} is not {want}")
-    with open(os.path.join(base_dir, "reference.json")) as f:
-        ids = json.load(f)["cases"][1]["ids"]
+    if "ids" in spec:
+        ids = [i % base32.config.vocab_size for i in spec["ids"]]
+    else:
+        with open(os.path.join(base_dir, "reference.json")) as f:
+            ids = json.load(f)["cases"][1]["ids"]
     cases = []
     with torch.no_grad():
         plain = None
@@ -159,7 +165,7 @@ def write_adapter(transformers, peft, torch, spec, fixtures, out_root, generator
     if moved < 0.5:
         fail(f"{spec['name']}: the adapter moves the logits by only {moved}")
     base_tensors = read_tensors(os.path.join(base_dir, "model.safetensors"))
-    reference = dict(base=os.path.join("..", "..", spec["base"]), ids=ids, scaling=scaling, rank=spec["r"],
+    reference = dict(base=os.path.normpath(os.path.join("..", "..", spec["base"])), ids=ids, scaling=scaling, rank=spec["r"],
                      alpha=spec["alpha"], use_rslora=spec["rslora"], modules=spec["modules"],
                      dtype=spec["dtype"], vocab=int(plain.shape[1]), cases=cases,
                      norms=norms_of(adapter_tensors, base_tensors, scaling),
@@ -179,6 +185,7 @@ def main():
     ap.add_argument("--fixtures", default="tests/fixtures", help="the base checkpoints (make_fixtures.py)")
     ap.add_argument("--out", default="tests/fixtures/lora")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--only", help="write just this adapter (a name above)")
     args = ap.parse_args()
     try:
         import peft
@@ -188,9 +195,11 @@ def main():
         print(f"make_lora_fixtures.py: {e}", file=sys.stderr)
         sys.exit(2)
     torch.manual_seed(args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    for spec in ADAPTERS:
+    for index, spec in enumerate(ADAPTERS):
+        if args.only and spec["name"] != args.only:
+            continue
+        generator = torch.Generator().manual_seed(args.seed * 1000 + index)  # each adapter on its own
         write_adapter(transformers, peft, torch, spec, args.fixtures, args.out, generator)
 
 

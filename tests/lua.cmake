@@ -41,3 +41,8 @@ set_tests_properties(lua_sweep_k lua_contract_example lua_experiment_scripts PRO
 add_test(NAME lua_chat_template_stop COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/chat_template_stop.sh $<TARGET_FILE:specscope>
          ${PROJECT_SOURCE_DIR}/models/demo/target ${CMAKE_CURRENT_SOURCE_DIR}/lua/chat_template_tokens.lua)
 set_tests_properties(lua_chat_template_stop PROPERTIES LABELS "lua;cli" SKIP_RETURN_CODE 77)
+
+# The LoRA methods (s:lora_load / lora_scale / lora_enable / lora_unload / lora_norms) on a test
+# checkpoint and its PEFT adapter (tests/fixtures/lora).
+add_test(NAME lua_lora COMMAND specscope run ${CMAKE_CURRENT_SOURCE_DIR}/lua/test_lora.lua ${CMAKE_SOURCE_DIR}/tests/fixtures)
+set_tests_properties(lua_lora PROPERTIES LABELS "lua;lora" TIMEOUT 120)

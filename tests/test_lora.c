@@ -25,7 +25,7 @@
 #define SKIP 77
 #define LORA_DIR FIXTURES_DIR "/lora"
 
-static const char *const ADAPTERS[] = {"llama-all", "qwen3-qv-rslora", "llama3rope-mlp"};
+static const char *const ADAPTERS[] = {"llama-all", "qwen3-qv-rslora", "llama3rope-mlp", "demo-r4"};
 
 typedef struct {
     char dir[1024], base[2100];

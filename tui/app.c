@@ -336,6 +336,7 @@ bool app_init(tui *ui, const gen_options *o) {
     transcript_init(&ui->console);
     styled_init(&ui->spec);
     styled_init(&ui->timeline);
+    styled_init(&ui->lora);
     workbench_view view = {.print = print_hook, .ud = ui};
     return workbench_init(&ui->wb, o, &view);
 }
@@ -345,6 +346,7 @@ void app_free(tui *ui) {
     transcript_free(&ui->console);
     styled_free(&ui->spec);
     styled_free(&ui->timeline);
+    styled_free(&ui->lora);
 }
 
 int app_run(tui *ui) {

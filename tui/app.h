@@ -33,6 +33,7 @@ typedef struct {
     transcript console; /* the console's output */
     styled_text spec;   /* the speculation pane's content, rebuilt each frame */
     styled_text timeline; /* the timeline pane's content, laid out each frame from the trace feed */
+    styled_text lora;     /* the lora pane's content (lora_view.c) */
     int cursor_y, cursor_x; /* where the console's input cursor goes (screen cells), -1: hidden */
     bool dirty;
 } tui;

@@ -18,7 +18,7 @@ static void usage(const char *cmd) {
         printf("The terminal interface: chat, speculation, timeline, lora and console panes. Falls back to\n"
                "`specscope repl` when stdin or stdout is not a terminal. F1 in the interface lists the keys.\n\n");
     printf("With neither --model nor --draft it runs on the bundled demo pair (target and draft).\n"
-           "  --lora DIR[:SCALE]     apply a PEFT LoRA adapter (not available yet)\n"
+           "  --lora DIR[:SCALE]     apply a PEFT LoRA adapter to the target at SCALE (default 1); repeatable\n"
            "%s",
            gen_options_help);
 }
@@ -33,8 +33,9 @@ int chat_options_parse(const char *cmd, int argc, char **argv, gen_options *o) {
             return 0;
         }
         if (strcmp(a, "--lora") == 0) {
-            fprintf(stderr, "specscope %s: --lora is not available yet (LoRA support has not landed)\n", cmd);
-            return 2;
+            const char *v = arg_value(cmd, argc, argv, &i);
+            if (!v || !lora_args_add(&o->loras, cmd, v)) return 2;
+            continue;
         }
         model_given |= strcmp(a, "--model") == 0;
         draft_given |= strcmp(a, "--draft") == 0;

@@ -134,7 +134,6 @@ int cmd_generate(int argc, char **argv) {
     gen_options_default(&o);
     const char *text = NULL, *prompt_file = NULL, *ids_text = NULL, *trace_path = NULL;
     bool json = false;
-    lora_args loras = {0};
     for (int i = 1; i < argc; i++) {
         int r = gen_options_parse(&o, "generate", argc, argv, &i);
         if (r < 0) return 2;
@@ -155,7 +154,7 @@ int cmd_generate(int argc, char **argv) {
             if (!(trace_path = arg_value("generate", argc, argv, &i))) return 2;
         } else if (strcmp(a, "--lora") == 0) {
             const char *v = arg_value("generate", argc, argv, &i);
-            if (!v || !lora_args_add(&loras, "generate", v)) return 2;
+            if (!v || !lora_args_add(&o.loras, "generate", v)) return 2;
         } else {
             fprintf(stderr, "specscope generate: unknown option '%s' (see --help)\n", a);
             return 2;
@@ -186,11 +185,12 @@ int cmd_generate(int argc, char **argv) {
         free(file_text);
         return exit_code(st);
     }
-    if (!lora_args_load(&loras, "generate", ss_session_target(s))) {
+    if ((st = lora_args_load(&o.loras, ss_session_target(s), &err))) {
+        fprintf(stderr, "specscope generate: %s\n", err.msg);
         ss_session_close(s);
         ss_ids_free(&ids);
         free(file_text);
-        return 2;
+        return exit_code(st);
     }
     run_state rs = {.print = !json};
     if (trace_path && !(rs.tracer = start_trace(s, &err))) {

@@ -65,7 +65,7 @@ int cmd_lora_info(int argc, char **argv) {
         }
     }
     if (!adapter) {
-        usage(stderr);
+        fprintf(stderr, "specscope lora-info: give the adapter folder (see --help)\n");
         return 2;
     }
     ss_model_opts mo = {.dir = model_dir ? model_dir : demo_target_dir(), .backend = SS_BACKEND_CPU, .quiet = true,

@@ -10,7 +10,6 @@
 
 #include "commands_console.h"
 
-#define NOT_YET_LORA "not available yet (LoRA support has not landed)"
 
 /* ------------------------------------------------------------------ argument parsing */
 
@@ -144,12 +143,22 @@ static void cmd_easyspec(workbench *wb, char *args) {
 }
 
 static void cmd_lora(workbench *wb, char *args) {
-    const char *sub = next_word(&args);
-    if (!sub || (strcmp(sub, "load") && strcmp(sub, "scale") && strcmp(sub, "on") && strcmp(sub, "off"))) {
-        workbench_say(wb, OUT_ERROR, "usage: /lora load DIR | scale S | on | off");
-        return;
+    const char *sub = next_word(&args), *dir, *value;
+    double scale = 1;
+    if (sub && !strcmp(sub, "load") && (dir = next_word(&args))) {
+        if ((value = next_word(&args)) && !parse_double(wb, "/lora load", value, -1e6, 1e6, &scale)) return;
+        workbench_lora_load(wb, dir, (float)scale);
+    } else if (sub && !strcmp(sub, "scale") && (value = next_word(&args))) {
+        if (parse_double(wb, "/lora scale", value, -1e6, 1e6, &scale)) workbench_lora_scale(wb, (float)scale);
+    } else if (sub && (!strcmp(sub, "on") || !strcmp(sub, "off"))) {
+        workbench_lora_enable(wb, !strcmp(sub, "on"));
+    } else if (sub && !strcmp(sub, "unload")) {
+        workbench_lora_unload(wb);
+    } else if (sub && !strcmp(sub, "list")) {
+        workbench_lora_list(wb);
+    } else {
+        workbench_say(wb, OUT_ERROR, "usage: /lora load DIR [SCALE] | scale S | on | off | unload | list");
     }
-    workbench_say(wb, OUT_ERROR, "/lora %s: " NOT_YET_LORA, sub);
 }
 
 static void cmd_trace(workbench *wb, char *args) {
@@ -218,7 +227,7 @@ static void cmd_quit(workbench *wb, char *args) {
 
 static const char *const draft_words[] = {"none", "ngram", NULL};
 static const char *const easyspec_words[] = {"off", "2", "3", "4", NULL};
-static const char *const lora_words[] = {"load", "scale", "on", "off", NULL};
+static const char *const lora_words[] = {"load", "scale", "on", "off", "unload", "list", NULL};
 
 const console_command console_commands[] = {
     {"/model", "DIR", "load another target model (the draft stays)", cmd_model, NULL, true},
@@ -228,7 +237,8 @@ const console_command console_commands[] = {
     {"/seed", "S", "random seed of the sampler", cmd_seed, NULL, false},
     {"/easyspec", "G|GROUPS|off [attn|layer]", "EasySpec layer-parallel drafting in groups of G layers", cmd_easyspec,
      easyspec_words, false},
-    {"/lora", "load DIR|scale S|on|off", "LoRA adapters (not available yet)", cmd_lora, lora_words, false},
+    {"/lora", "load DIR [S]|scale S|on|off|unload|list", "PEFT LoRA adapters on the target (the last loaded is selected)",
+     cmd_lora, lora_words, false},
     {"/trace", "FILE.json", "write the session's timeline as a Chrome trace (Perfetto)", cmd_trace, NULL, true},
     {"/baseline", "", "decode the last prompt plainly to measure the speedup", cmd_baseline, NULL, false},
     {"/clear", "", "forget the conversation", cmd_clear, NULL, false},

@@ -6,11 +6,13 @@
 #ifndef SPECSCOPE_GEN_OPTIONS_H
 #define SPECSCOPE_GEN_OPTIONS_H
 
+#include "lora_args.h"
 #include "specscope.h"
 
 typedef struct {
     ss_session_opts session;
     ss_params params;
+    lora_args loras; /* --lora DIR[:SCALE]: generate, chat and repl read it (lora_args.h) */
 } gen_options;
 
 /* Defaults: the demo target, no draft, auto backend, ss_params_default. */

@@ -13,8 +13,8 @@ bool lora_args_add(lora_args *l, const char *cmd, const char *val) {
         return false;
     }
     const char *colon = strrchr(val, ':');
+    size_t len = strlen(val);
     float scale = 1.0f;
-    const char *dir = val;
     if (colon && colon[1]) {
         char *end;
         errno = 0;
@@ -24,32 +24,24 @@ bool lora_args_add(lora_args *l, const char *cmd, const char *val) {
                 fprintf(stderr, "specscope %s: --lora '%s': the scale is not a finite number\n", cmd, val);
                 return false;
             }
-            size_t len = (size_t)(colon - val);
-            if (len == 0 || len >= sizeof l->owned[0]) {
-                fprintf(stderr, "specscope %s: --lora '%s': no adapter folder before the scale\n", cmd, val);
-                return false;
-            }
-            memcpy(l->owned[l->n], val, len);
-            l->owned[l->n][len] = '\0';
-            dir = l->owned[l->n], scale = (float)v;
+            len = (size_t)(colon - val), scale = (float)v;
         }
     }
-    if (!*dir) {
-        fprintf(stderr, "specscope %s: --lora needs an adapter folder\n", cmd);
+    if (len == 0 || len >= sizeof l->dir[0]) {
+        fprintf(stderr, "specscope %s: --lora '%s': %s\n", cmd, val, len ? "the folder name is too long" : "no adapter folder");
         return false;
     }
-    l->dir[l->n] = dir, l->scale[l->n] = scale, l->n++;
+    memcpy(l->dir[l->n], val, len);
+    l->dir[l->n][len] = '\0';
+    l->scale[l->n++] = scale;
     return true;
 }
 
-bool lora_args_load(const lora_args *l, const char *cmd, ss_model *m) {
+ss_status lora_args_load(const lora_args *l, ss_model *m, ss_error *err) {
     for (int i = 0; i < l->n; i++) {
-        ss_error err = {0};
         ss_lora *a;
-        if (ss_lora_load(m, l->dir[i], l->scale[i], &a, &err) != SS_OK) {
-            fprintf(stderr, "specscope %s: %s\n", cmd, err.msg);
-            return false;
-        }
+        ss_status st = ss_lora_load(m, l->dir[i], l->scale[i], &a, err);
+        if (st != SS_OK) return st;
     }
-    return true;
+    return SS_OK;
 }

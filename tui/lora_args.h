@@ -9,9 +9,8 @@
 
 #define MAX_LORA_ARGS 8
 
-typedef struct {
-    const char *dir[MAX_LORA_ARGS]; /* argv strings or lora_args' own copies */
-    char owned[MAX_LORA_ARGS][1024];
+typedef struct { /* copies, so the options can be copied by value */
+    char dir[MAX_LORA_ARGS][1024];
     float scale[MAX_LORA_ARGS];
     int n;
 } lora_args;
@@ -19,7 +18,7 @@ typedef struct {
 /* Adds one "DIR" or "DIR:SCALE" (SCALE a finite number; a DIR that itself ends in ":<number>" can
  * be given as "DIR:<number>:1"). false, with a message naming cmd, on a bad value or too many. */
 bool lora_args_add(lora_args *l, const char *cmd, const char *val);
-/* Loads each onto m in order; false after printing the first failure (what loaded stays bound). */
-bool lora_args_load(const lora_args *l, const char *cmd, ss_model *m);
+/* Loads each onto m in order; the first failure's status (what loaded before it stays bound). */
+ss_status lora_args_load(const lora_args *l, ss_model *m, ss_error *err);
 
 #endif

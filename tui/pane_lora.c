@@ -1,9 +1,11 @@
-/* pane_lora.c — the LoRA heatmap. Adapters have not landed in the engine, so the pane says so
- * instead of drawing norms it does not have. */
+/* pane_lora.c — the LoRA heatmap of the selected adapter (lora_view.c). While a script runs it may
+ * load or unload adapters on its own thread, so the pane keeps the last picture until it ends. */
 #include "app.h"
+#include "lora_view.h"
 
 void pane_lora_draw(tui *ui, pane_state *ps) {
-    ps->content_lines = ps->view_lines = 0;
-    pane_frame(ps->win, layout_pane_title(PANE_LORA), ui->focus == PANE_LORA, NULL);
-    pane_message(ps->win, "not available yet (LoRA support has not landed)", TH_NOTICE);
+    workbench *wb = &ui->wb;
+    if (!lua_runner_busy(&wb->lua))
+        lora_view_build(&ui->lora, wb->session ? ss_session_target(wb->session) : NULL, getmaxx(ps->win) - 3, ui->unicode);
+    pane_draw_styled(ui, ps, PANE_LORA, &ui->lora);
 }

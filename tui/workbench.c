@@ -17,6 +17,7 @@ bool workbench_init(workbench *wb, const gen_options *o, const workbench_view *v
     wb->opts.quiet = true; /* the backend notice goes to the console instead of stderr */
     wb->params = o->params;
     wb->params.chat = true;
+    wb->loras = o->loras;
     wb->model_dir = dup_or_null(o->session.model_dir);
     wb->draft_dir = is_none(o->session.draft_dir) ? NULL : strdup(o->session.draft_dir);
     wb->opts.model_dir = wb->model_dir;
@@ -48,6 +49,7 @@ static bool on_cuda(workbench *wb) { return strcmp(ss_model_backend_name(ss_sess
 ss_status workbench_open(workbench *wb, ss_error *err) {
     ss_status st = ss_session_open(&wb->opts, &wb->session, err);
     if (st) return st;
+    if ((st = workbench_lora_open(wb, err))) return st;
     tell_backend(wb);
     ss_error terr = {0};
     if (trace_feed_open(&wb->trace, on_cuda(wb), &terr)) workbench_say(wb, OUT_ERROR, "timeline off: %s", terr.msg);
@@ -68,8 +70,7 @@ void workbench_free(workbench *wb) {
 
 bool workbench_busy(workbench *wb) { return wb->job != JOB_NONE || lua_runner_busy(&wb->lua); }
 
-/* Why a new job cannot start now, or NULL. */
-static const char *refusal(workbench *wb) {
+const char *workbench_refusal(workbench *wb) {
     if (!wb->session) return "no model is loaded (/model DIR)";
     if (wb->job != JOB_NONE) return "a generation is running (Ctrl-C stops it)";
     if (lua_runner_busy(&wb->lua)) return "a script is running (Ctrl-C interrupts it)";
@@ -79,7 +80,7 @@ static const char *refusal(workbench *wb) {
 static bool session_has_draft(workbench *wb) { return strcmp(ss_session_draft_kind(wb->session), "none") != 0; }
 
 void workbench_chat(workbench *wb, const char *text) {
-    const char *why = refusal(wb);
+    const char *why = workbench_refusal(wb);
     if (why) {
         workbench_say(wb, OUT_ERROR, "%s", why);
         return;
@@ -107,7 +108,7 @@ void workbench_chat(workbench *wb, const char *text) {
 }
 
 void workbench_baseline(workbench *wb) {
-    const char *why = refusal(wb);
+    const char *why = workbench_refusal(wb);
     if (!why && !wb->last_prompt) why = "no prompt yet: send a message first, /baseline then decodes it plainly";
     if (why) {
         workbench_say(wb, OUT_ERROR, "%s", why);
@@ -246,7 +247,7 @@ bool workbench_pump(workbench *wb) {
 
 bool workbench_set_models(workbench *wb, const char *model_dir, const char *draft_dir) {
     if (wb->job != JOB_NONE || lua_runner_busy(&wb->lua)) {
-        workbench_say(wb, OUT_ERROR, "%s", refusal(wb));
+        workbench_say(wb, OUT_ERROR, "%s", workbench_refusal(wb));
         return false;
     }
     char *model = strdup(model_dir ? model_dir : wb->model_dir);
@@ -271,6 +272,10 @@ bool workbench_set_models(workbench *wb, const char *model_dir, const char *draf
         return false;
     }
     bool target_changed = strcmp(model, wb->model_dir) != 0;
+    const int adapters = wb->session ? ss_model_lora_count(ss_session_target(wb->session)) : 0;
+    if (adapters)
+        workbench_say(wb, OUT_INFO, "the %d LoRA adapter%s of the old target %s unloaded with it (/lora load DIR)",
+                      adapters, adapters == 1 ? "" : "s", adapters == 1 ? "is" : "are");
     lua_runner_forget_state(&wb->lua); /* scripts' spec.current pointed to the old session */
     if (wb->session) ss_session_close(wb->session);
     wb->session = s;
@@ -291,7 +296,7 @@ bool workbench_set_models(workbench *wb, const char *model_dir, const char *draf
 
 bool workbench_clear(workbench *wb) {
     if (wb->job != JOB_NONE || lua_runner_busy(&wb->lua)) {
-        workbench_say(wb, OUT_ERROR, "%s", refusal(wb));
+        workbench_say(wb, OUT_ERROR, "%s", workbench_refusal(wb));
         return false;
     }
     transcript_clear(&wb->chat);

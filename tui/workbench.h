@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "gen_options.h"
+#include "lora_args.h"
 #include "lua_runner.h"
 #include "spec_stats.h"
 #include "specscope.h"
@@ -29,6 +30,7 @@ typedef struct {
     ss_session_opts opts; /* model_dir / draft_dir point into the strings below */
     char *model_dir, *draft_dir;
     ss_params params;     /* the next run's settings (chat = true) */
+    lora_args loras;      /* --lora: loaded onto the target when the session opens */
     ss_session *session;
     transcript chat;
     spec_stats stats;
@@ -65,6 +67,19 @@ bool workbench_pump(workbench *wb);
 bool workbench_set_models(workbench *wb, const char *model_dir, const char *draft_dir);
 /* Forgets the conversation (transcript and the session's history); refused while a job runs. */
 bool workbench_clear(workbench *wb);
+/* Why a new job (or a change to the models) cannot start now, or NULL. */
+const char *workbench_refusal(workbench *wb);
+
+/* LoRA adapters on the session's target (workbench_lora.c). The selected one is the last loaded:
+ * /lora scale, on, off and unload act on it. Each returns false after saying why. */
+ss_status workbench_lora_open(workbench *wb, ss_error *err); /* the --lora adapters, at open */
+bool workbench_lora_load(workbench *wb, const char *dir, float scale);
+bool workbench_lora_scale(workbench *wb, float scale);
+bool workbench_lora_enable(workbench *wb, bool on);
+bool workbench_lora_unload(workbench *wb);
+void workbench_lora_list(workbench *wb);
+ss_lora *workbench_lora_selected(workbench *wb); /* NULL when none is loaded */
+
 /* "demo/target + model draft on cpu": for the status line. */
 void workbench_describe(workbench *wb, char *buf, size_t size);
 

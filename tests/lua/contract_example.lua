@@ -11,11 +11,11 @@ assert(r.stats.generated == tokens and r.stats.steps == steps)
 assert(r.stats.draft.k == 4 and r.stats.draft.acceptance_rate >= 0 and r.stats.time_ms.prefill >= 0)
 s:reset()
 for _, call in ipairs{function() s:lora_load("adapter", {name = "a", scale = 1.0}) end,
-                      function() s:lora_scale("a", 0.5) end, function() s:lora_enable("a", false) end,
-                      function() return s:lora_norms() end} do
-  local ok, err = pcall(call)
-  assert(not ok and err:find("not available yet", 1, true), err)
+                      function() s:lora_scale("a", 0.5) end, function() s:lora_enable("a", false) end} do
+  local ok, err = pcall(call) -- no folder "adapter" here, so no adapter "a"
+  assert(not ok and (err:find("adapter_config.json", 1, true) or err:find("no adapter named 'a'", 1, true)), err)
 end
+assert(#s:lora_norms() == 0)
 local frame = s:trace()
 assert(frame.step == steps and #frame.phases >= 1 and frame.wall_ms >= 0)
 local trace_file = os.tmpname()

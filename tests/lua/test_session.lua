@@ -182,11 +182,11 @@ spec.chat_template = nil
 T.check(#s:generate("hello", {chat = true, max_tokens = 4}).tokens >= 1, "the model's own chat format")
 s:reset()
 
--- LoRA: not landed yet (s:trace and s:trace_save: test_trace.lua) ---------------------------------
-T.raises("spec: lora_load is not available yet (LoRA support has not landed)", s.lora_load, s, "dir", {name = "a"})
-T.raises("spec: lora_scale is not available yet (LoRA support has not landed)", s.lora_scale, s, "a", 0.5)
-T.raises("spec: lora_enable is not available yet (LoRA support has not landed)", s.lora_enable, s, "a", false)
-T.raises("spec: lora_norms is not available yet (LoRA support has not landed)", s.lora_norms, s)
+-- LoRA (the methods: test_lora.lua; s:trace and s:trace_save: test_trace.lua) ----------------------
+T.raises("spec: lora_load: dir/adapter_config.json: not found", s.lora_load, s, "dir", {name = "a"})
+T.raises("spec: lora_scale: no adapter named 'a' is loaded", s.lora_scale, s, "a", 0.5)
+T.raises("spec: lora_enable: no adapter named 'a' is loaded", s.lora_enable, s, "a", false)
+T.eq(#s:lora_norms(), 0, "no adapter: no norm rows")
 
 -- close, __close, __gc ------------------------------------------------------------------------------
 s:close()

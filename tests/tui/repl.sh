@@ -50,7 +50,9 @@ first=${first//$'\x01'/ }
 stats=${stats//$'\x01'/ }
 [[ -n $stats ]] || { echo "FAIL: no reference from specscope generate"; exit 1; }
 
+adapter=$root/tests/fixtures/lora/demo-r4
 printf '%s\n' "/help" "/k 2" "$prompt" "/baseline" "/lua print(6*7)" '/lua error("boom")' "/lora on" \
+    "/lora load $adapter 0.5" "/lora list" "/lora off" "/lora scale x" "/lora unload" \
     "/trace $work/r.json" "/bogus" "/k 99" "/easyspec 2" "/easyspec off" "/save $work/t.txt" "/quit" "never read" |
     "$prog" repl "${models[@]}" -n $N > "$work/out" 2> "$work/err"
 status=$?
@@ -67,7 +69,12 @@ has "$work/out" "EasySpec on: groups of 2 layers (attention in parallel)"
 has "$work/out" "EasySpec off"
 has "$work/out" "transcript saved to $work/t.txt (2 turns)"
 has "$work/err" "boom"
-has "$work/err" "/lora on: not available yet (LoRA support has not landed)"
+has "$work/err" "/lora on: no adapter is loaded (/lora load DIR)"
+has "$work/out" "LoRA demo-r4 loaded: r 4, s 1, scale 0.5, on; 56 projections, largest |s*BA|/|W0|"
+has "$work/out" "* demo-r4 ($adapter): r 4, s 1, scale 0.5, on"
+has "$work/out" "LoRA demo-r4 switched off: r 4, s 1, scale 0.5, off"
+has "$work/err" "/lora scale: 'x' is not a number"
+has "$work/out" "LoRA demo-r4 unloaded"
 has "$work/out" "wrote $work/r.json: the session's timeline"
 python3 -c 'import json, sys; e = json.load(open(sys.argv[1]))["traceEvents"]; sys.exit(not any(x.get("cat") == "target" and x["args"].get("phase") == "verify" for x in e))' "$work/r.json" ||
     fail "/trace wrote no Chrome trace with verify spans"
@@ -83,9 +90,11 @@ echo "/help" | "$prog" chat "${models[@]}" > "$work/chat_out" 2>&1
 has "$work/chat_out" "/quit"
 "$prog" repl --model "$work/missing" < /dev/null > /dev/null 2> "$work/e1"
 [[ $? -eq 2 && $(wc -l < "$work/e1") -eq 1 ]] || fail "a missing model folder: want status 2 and one line, got: $(cat "$work/e1")"
-"$prog" repl --lora x < /dev/null > /dev/null 2> "$work/e2"
-[[ $? -eq 2 ]] || fail "--lora should exit 2"
-has "$work/e2" "not available yet"
+"$prog" repl --lora "$work/x" < /dev/null > /dev/null 2> "$work/e2"
+[[ $? -eq 2 && $(wc -l < "$work/e2") -eq 1 ]] || fail "--lora of a missing folder: want status 2 and one line, got: $(cat "$work/e2")"
+has "$work/e2" "$work/x/adapter_config.json: not found"
+echo "/lora list" | "$prog" repl "${models[@]}" --lora "$adapter:2" > "$work/l_out" 2>&1 || fail "repl --lora DIR:2 failed"
+has "$work/l_out" "* demo-r4 ($adapter): r 4, s 1, scale 2, on"
 "$prog" repl --k 99 < /dev/null > /dev/null 2> "$work/e3"
 [[ $? -eq 2 ]] || fail "--k 99 should exit 2"
 "$prog" repl --help > "$work/help" || fail "repl --help failed"

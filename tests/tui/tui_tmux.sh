@@ -98,7 +98,7 @@ keys() { tmx send-keys "$@"; }
 wait_for "─ console ─" 60 || exit 1
 titles
 shows "no step yet: send a message"
-shows "not available yet (LoRA support has not landed)"
+shows "no adapter loaded: /lora load DIR [SCALE]"
 
 # 1. A prompt and its answer, with the statistics of that run.
 keys "$prompt" Enter
@@ -183,8 +183,17 @@ if missing or not all(e["dur"] >= 0 for e in spans):
 PY
 keys "/trace /nonexistent-dir/x.json" Enter
 wait_for "/trace: trace: cannot write '/nonexistent-dir/x.json'" 10
-keys "/lora load x" Enter
-wait_for "/lora load: not available yet (LoRA support has not landed)" 10
+keys "/lora load $work/x" Enter
+wait_for "/lora load: $work/x/adapter_config.json: not found" 10
+keys "/lora load $root/tests/fixtures/lora/demo-r4 0.5" Enter
+wait_for "demo-r4  r 4  s 1  scale 0.5  on" 20
+shows "|s*BA|/|W0| by layer and module"
+keys F5 # zoomed, the heatmap's every layer and the largest values show
+wait_for "largest layer" 10
+keep 05-lora
+keys F5
+keys "/lora off" Enter
+wait_for "scale 0.5  off" 10
 
 # 5. Ctrl-C right after a prompt stops that generation; the program goes on.
 keys "tell me more" Enter C-c
