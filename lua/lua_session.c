@@ -672,8 +672,9 @@ static int l_lora_load(lua_State *L) {
     if (ss_lora_load(m, dir, (float)scale, &a, &err)) luaL_error(L, "spec: lora_load: %s", err.msg);
     if (name) ss_lora_set_name(a, name);
     else if (ss_model_lora_find(m, ss_lora_name(a)) != a) {
+        lua_pushstring(L, ss_lora_name(a)); /* the name outlives the adapter */
         ss_lora_unload(a);
-        luaL_error(L, "spec: lora_load: an adapter named '%s' is loaded already (give {name = ...})", ss_lora_name(a));
+        luaL_error(L, "spec: lora_load: an adapter named '%s' is loaded already (give {name = ...})", lua_tostring(L, -1));
     }
     lua_pushstring(L, ss_lora_name(a));
     return 1;

@@ -72,7 +72,7 @@ void lora_view_build(styled_text *out, ss_model *m, int width, bool unicode) {
     styled_clear(out);
     ss_lora *a = m && ss_model_lora_count(m) ? ss_model_lora(m, ss_model_lora_count(m) - 1) : NULL;
     if (!a) {
-        styled_printf(out, TH_NOTICE, "no adapter loaded: /lora load DIR [SCALE] (or --lora DIR[:SCALE])\n");
+        styled_printf(out, TH_NOTICE, "no adapter loaded: /lora load DIR [SCALE] (or --lora DIR[:SCALE])");
         return;
     }
     header(out, m, a);

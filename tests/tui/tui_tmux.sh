@@ -190,7 +190,7 @@ wait_for "demo-r4  r 4  s 1  scale 0.5  on" 20
 shows "|s*BA|/|W0| by layer and module"
 keys F5 # zoomed, the heatmap's every layer and the largest values show
 wait_for "largest layer" 10
-keep 05-lora
+keep 07-lora-zoomed
 keys F5
 keys "/lora off" Enter
 wait_for "scale 0.5  off" 10
