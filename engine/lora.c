@@ -331,6 +331,16 @@ void ss_lora_apply(ss_model *m, int layer, lora_module module, float *out, const
     }
 }
 
+size_t ss_lora_bytes(const ss_model *m) {
+    size_t total = 0;
+    for (int i = 0; i < m->n_loras; i++)
+        for (int k = 0; m->loras[i]->enabled && k < m->loras[i]->n; k++) {
+            const lora_pair *p = &m->loras[i]->pairs[k];
+            total += ((size_t)p->a.rows * p->a.cols + (size_t)p->b.rows * p->b.cols) * ss_dtype_size(p->a.dtype);
+        }
+    return total;
+}
+
 /* ---------------------------------------------------------------- accessors */
 
 int ss_model_lora_count(const ss_model *m) { return m ? m->n_loras : 0; }

@@ -13,6 +13,10 @@ typedef enum { LORA_Q = 0, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN
  * exactly the ops it ran before adapters existed. */
 void ss_lora_apply(ss_model *m, int layer, lora_module module, float *out, const float *in, int n);
 
+/* Bytes of the factors of m's enabled adapters, as the backend holds them (a decoded token reads
+ * them all). */
+size_t ss_lora_bytes(const ss_model *m);
+
 /* Unbinds and frees every adapter of m (model teardown, before the backend goes). */
 void ss_lora_free_all(ss_model *m);
 

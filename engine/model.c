@@ -409,11 +409,11 @@ const char *ss_model_backend_name(const ss_model *m) { return m->be->ops->name; 
 int ss_model_devices(const ss_model *m) { return m->devices; }
 const char *ss_model_backend_notice(const ss_model *m) { return m->backend_notice; }
 int ss_model_max_context(const ss_model *m) { return m->max_context; }
-/* Decoding reads one embedding row, every layer weight (every rank's share), the final norm and the
- * whole lm_head. */
+/* Decoding reads one embedding row, every layer weight (every rank's share), the final norm, the
+ * whole lm_head, and the factors of the LoRA adapters switched on. */
 size_t ss_model_weight_bytes(const ss_model *m) {
     size_t total = weight_bytes(&m->embed) / (size_t)m->cfg.vocab_size + weight_bytes(&m->final_norm) +
-                   weight_bytes(&m->lm_head);
+                   weight_bytes(&m->lm_head) + ss_lora_bytes(m);
     for (int r = 0; r < m->tp; r++)
         for (int l = 0; l < m->cfg.n_layers; l++) {
             ss_weight *ws[LAYER_WEIGHTS];

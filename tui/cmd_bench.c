@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "cuda_bench.h"
 #include "gen_options.h"
+#include "lora_args.h"
 #include "report.h"
 #include "trace.h"
 
@@ -210,6 +211,10 @@ static ss_status bench_scaling(const bench_opts *b, scaling_point *pts, ss_error
         ss_session *s;
         ss_status st = ss_session_open(&so, &s, err);
         if (st) return st;
+        if ((st = lora_args_load(&b->o.loras, ss_session_target(s), err))) {
+            ss_session_close(s);
+            return st;
+        }
         ss_model *m = ss_session_target(s);
         int at = b->decode_ctx[0] + 1 < ss_model_max_context(m) ? b->decode_ctx[0] : ss_model_max_context(m) - 2;
         int *ids = bench_ids(at + 1, ss_model_config(m)->vocab_size);
@@ -352,7 +357,8 @@ static json_t *kernels_per_token_json(const kernel_numbers *k) {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: specscope bench [--model DIR] [--draft DIR|ngram] [--backend B] [--tp N] [--tp-scaling LIST]\n"
-            "                       [--prompt-len P] [-n N] [--json] [--trace FILE.json] [--kernels]\n\n"
+            "                       [--prompt-len P] [-n N] [--lora DIR[:SCALE]]... [--json] [--trace FILE.json]\n"
+            "                       [--kernels]\n\n"
             "Measures, in one run: prefill tokens/s over a P-token prompt; decode tokens/s at batch 1 with 128\n"
             "(and on CUDA 4096) tokens of context; with a draft, plain and speculative generation of N tokens on\n"
             "the same %d prompts (N defaults to 64 here; both rates, speedup, acceptance, mean accepted length),\n"
@@ -370,6 +376,7 @@ static void usage(FILE *out) {
             "  --kernels              (CUDA) print the time of each kernel per decoded token in those steps,\n"
             "                         and its exposed part (its share of the critical path: with PDL a\n"
             "                         kernel's own duration also counts its wait for the one before)\n"
+            "  --lora DIR[:SCALE]     measure with a PEFT LoRA adapter on the target (repeatable; docs/lora.md)\n"
             "  --json                 print one JSON object\n%s",
             N_PROMPTS, gen_options_help);
 }
@@ -486,6 +493,8 @@ static int parse(bench_opts *b, int argc, char **argv) {
             b->trace_path = v;
         } else if (strcmp(a, "--kernels") == 0) {
             b->kernels = true;
+        } else if (strcmp(a, "--lora") == 0) {
+            if (!(v = arg_value("bench", argc, argv, &i)) || !lora_args_add(&b->o.loras, "bench", v)) return 2;
         } else if (strcmp(a, "--repeats") == 0) {
             if (!(v = arg_value("bench", argc, argv, &i)) || !arg_int("bench", a, v, 1, 1000, &b->repeats)) return 2;
         } else {
@@ -504,6 +513,11 @@ int cmd_bench(int argc, char **argv) {
     ss_session *s;
     if (ss_session_open(&b.o.session, &s, &err)) {
         fprintf(stderr, "specscope bench: %s\n", err.msg);
+        return err.status == SS_ENOMEM || err.status == SS_EDEVICE ? 1 : 2;
+    }
+    if (lora_args_load(&b.o.loras, ss_session_target(s), &err)) {
+        fprintf(stderr, "specscope bench: %s\n", err.msg);
+        ss_session_close(s);
         return err.status == SS_ENOMEM || err.status == SS_EDEVICE ? 1 : 2;
     }
     ss_model *m = ss_session_target(s);
