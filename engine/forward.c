@@ -239,8 +239,9 @@ static ss_status forward_batch(ss_model *m, const int *tokens, const int *positi
     const ss_config *c = &m->cfg;
     const ss_backend_ops *o = m->be->ops;
     forward_work w = {m, n, !logits && !ids ? 0 : last_only ? 1 : n};
+    ss_status st = ss_lora_refold(m, err); /* merged adapters that changed: uploads, so before any capture */
+    if (st) return st;
     for (int r = 0; r < m->tp; r++) m->ranks[r]->be->ops->set_batch(m->ranks[r]->be, tokens, positions, n);
-    ss_status st = SS_OK;
     /* With several ranks, rank 0's graphs hold every rank's work (graph_join, model.c). */
     if (o->run_graph && n <= GRAPH_MAX_BATCH && (m->tp == 1 || o->graph_join))
         st = o->run_graph(m->be, graph_key(m, &w), record_forward, &w, err);

@@ -14,6 +14,7 @@
  * Norms are those a person watches while training with Stable-LoRA (DESIGN.md): |A|, |B|, |s B A| and
  * its ratio to |W0|, all Frobenius, in double. |B A| comes from the r x r Gram matrices,
  * |B A|^2 = sum_ij (B^T B)_ij (A A^T)_ij, so no out x in product is formed. */
+#include <cblas.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -258,6 +259,7 @@ static ss_status bind(ss_lora *a, const char *file, ss_error *err) {
     m->loras = list;
     m->loras[m->n_loras++] = a;
     m->lora_version++;
+    m->lora_dirty = m->lora_merged;
     return SS_OK;
 }
 
@@ -305,6 +307,7 @@ void ss_lora_unload(ss_lora *a) {
             break;
         }
     m->lora_version++;
+    m->lora_dirty = m->lora_merged;
     release(a);
 }
 
@@ -312,6 +315,8 @@ void ss_lora_free_all(ss_model *m) {
     while (m->n_loras) ss_lora_unload(m->loras[m->n_loras - 1]);
     free(m->loras);
     m->loras = NULL;
+    free(m->lora_folded); /* the layer weights themselves go with the model */
+    m->lora_folded = NULL;
     if (m->be) m->be->ops->free(m->be, m->lora_t), m->be->ops->free(m->be, m->lora_u);
     m->lora_t = m->lora_u = NULL;
 }
@@ -320,7 +325,7 @@ void ss_lora_free_all(ss_model *m) {
 
 void ss_lora_apply(ss_model *m, int layer, lora_module module, float *out, const float *in, int n) {
     const ss_backend_ops *o = m->be->ops;
-    for (int i = 0; i < m->n_loras; i++) {
+    for (int i = 0; !m->lora_merged && i < m->n_loras; i++) {
         const ss_lora *a = m->loras[i];
         const int k = a->slot[layer * LORA_MODULES + module];
         if (!a->enabled || k < 0) continue;
@@ -333,13 +338,107 @@ void ss_lora_apply(ss_model *m, int layer, lora_module module, float *out, const
 
 size_t ss_lora_bytes(const ss_model *m) {
     size_t total = 0;
-    for (int i = 0; i < m->n_loras; i++)
+    for (int i = 0; !m->lora_merged && i < m->n_loras; i++)
         for (int k = 0; m->loras[i]->enabled && k < m->loras[i]->n; k++) {
             const lora_pair *p = &m->loras[i]->pairs[k];
             total += ((size_t)p->a.rows * p->a.cols + (size_t)p->b.rows * p->b.cols) * ss_dtype_size(p->a.dtype);
         }
     return total;
 }
+
+
+/* ---------------------------------------------------------------- merged mode */
+
+static ss_weight *layer_weight(ss_layer *L, lora_module mod) {
+    ss_weight *const w[LORA_MODULES] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
+    return w[mod];
+}
+
+static const ss_tensor *base_tensor(const ss_model *m, int layer, lora_module mod) {
+    char name[160];
+    snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", layer, mod <= LORA_O ? "self_attn" : "mlp",
+             module_names[mod]);
+    return ss_checkpoint_find(m->ck, name);
+}
+
+/* A tensor's elements as floats (malloc'd). */
+static float *as_floats(const ss_tensor *t, size_t count) {
+    float *f = malloc(count * sizeof *f);
+    const size_t es = ss_dtype_size(t->dtype);
+    for (size_t i = 0; f && i < count; i++) f[i] = ss_element_f32(t->dtype, (const char *)t->data + i * es);
+    return f;
+}
+
+/* w = W0 + sum over the enabled adapters of scale s B A (fp32 on the host, one sgemm an adapter). */
+static ss_status fold(ss_model *m, int layer, lora_module mod, const ss_tensor *w0, ss_weight *w, ss_error *err) {
+    const size_t out = (size_t)w0->shape[0], in = (size_t)w0->shape[1];
+    float *sum = as_floats(w0, out * in);
+    ss_status st = sum ? SS_OK : ss_fail(err, SS_ENOMEM, "%s: out of memory to merge %s", m->dir, w0->name);
+    for (int i = 0; st == SS_OK && i < m->n_loras; i++) {
+        const ss_lora *a = m->loras[i];
+        const int k = a->slot[layer * LORA_MODULES + mod];
+        if (!a->enabled || k < 0) continue;
+        const size_t r = (size_t)a->rank;
+        float *A = as_floats(a->pairs[k].ta, r * in), *B = as_floats(a->pairs[k].tb, out * r);
+        if (A && B)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)out, (int)in, (int)r,
+                        (float)(a->scale * a->scaling), B, (int)r, A, (int)in, 1.0f, sum, (int)in);
+        else st = ss_fail(err, SS_ENOMEM, "%s: out of memory to merge %s", a->dir, w0->name);
+        free(A), free(B);
+    }
+    ss_weight folded = {0};
+    if (st == SS_OK) st = m->be->ops->upload_f32(m->be, sum, (int)out, (int)in, &folded, err);
+    free(sum);
+    if (st != SS_OK) return st;
+    m->be->ops->free_weight(m->be, w);
+    *w = folded;
+    return SS_OK;
+}
+
+/* Whether an enabled adapter targets (layer, mod). */
+static bool targeted(const ss_model *m, int layer, lora_module mod) {
+    for (int i = 0; i < m->n_loras; i++)
+        if (m->loras[i]->enabled && m->loras[i]->slot[layer * LORA_MODULES + mod] >= 0) return true;
+    return false;
+}
+
+ss_status ss_lora_refold(ss_model *m, ss_error *err) {
+    if (!m->lora_dirty) return SS_OK;
+    const int slots = m->cfg.n_layers * LORA_MODULES;
+    if (!m->lora_folded && !(m->lora_folded = calloc((size_t)slots, 1)))
+        return ss_fail(err, SS_ENOMEM, "%s: out of memory for the LoRA folds", m->dir);
+    for (int k = 0; k < slots; k++) {
+        const int layer = k / LORA_MODULES;
+        const lora_module mod = (lora_module)(k % LORA_MODULES);
+        const bool want = m->lora_merged && targeted(m, layer, mod);
+        if (!want && !m->lora_folded[k]) continue;
+        const ss_tensor *w0 = base_tensor(m, layer, mod);
+        ss_weight *w = layer_weight(&m->layers[layer], mod);
+        ss_status st;
+        if (!w0) st = ss_fail(err, SS_EFORMAT, "%s: no %s weight in layer %d", m->dir, module_names[mod], layer);
+        else if (want) st = fold(m, layer, mod, w0, w, err);
+        else { /* back to the checkpoint's own weight */
+            ss_weight plain = {0};
+            st = m->be->ops->upload(m->be, w0, &plain, err);
+            if (st == SS_OK) m->be->ops->free_weight(m->be, w), *w = plain;
+        }
+        if (st != SS_OK) return ss_fail_prefix(err, "%s: LoRA merge", m->dir);
+        m->lora_folded[k] = want;
+    }
+    m->lora_dirty = false;
+    m->lora_version++;
+    return SS_OK;
+}
+
+ss_status ss_model_lora_merge(ss_model *m, bool on, ss_error *err) {
+    if (on == m->lora_merged && !m->lora_dirty) return SS_OK;
+    m->lora_merged = on;
+    m->lora_dirty = true;
+    m->lora_version++;
+    return ss_lora_refold(m, err);
+}
+
+bool ss_model_lora_merged(const ss_model *m) { return m->lora_merged; }
 
 /* ---------------------------------------------------------------- accessors */
 
@@ -363,12 +462,14 @@ void ss_lora_set_scale(ss_lora *a, float scale) {
     if (!isfinite(scale) || scale == a->scale) return;
     a->scale = scale;
     a->m->lora_version++;
+    a->m->lora_dirty = a->m->lora_merged;
 }
 
 void ss_lora_set_enabled(ss_lora *a, bool on) {
     if (on == a->enabled) return;
     a->enabled = on;
     a->m->lora_version++;
+    a->m->lora_dirty = a->m->lora_merged;
 }
 
 /* ---------------------------------------------------------------- norms */

@@ -13,6 +13,10 @@ typedef enum { LORA_Q = 0, LORA_K, LORA_V, LORA_O, LORA_GATE, LORA_UP, LORA_DOWN
  * exactly the ops it ran before adapters existed. */
 void ss_lora_apply(ss_model *m, int layer, lora_module module, float *out, const float *in, int n);
 
+/* In merged mode, refolds the weights when an adapter changed since the last fold (forward.c calls
+ * it before every forward, outside any graph capture: it uploads weights). */
+ss_status ss_lora_refold(ss_model *m, ss_error *err);
+
 /* Bytes of the factors of m's enabled adapters, as the backend holds them (a decoded token reads
  * them all). */
 size_t ss_lora_bytes(const ss_model *m);

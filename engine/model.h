@@ -83,6 +83,11 @@ struct ss_model {
     uint64_t lora_version;
     float *lora_t, *lora_u;
     int lora_t_rank;
+    /* Merged mode (ss_model_lora_merge): the enabled adapters' updates folded into the layer weights
+     * instead of applied after them; lora_folded[layer * 7 + module] marks a weight that holds a
+     * fold, lora_dirty that the folds are stale (redone before the next forward). */
+    bool lora_merged, lora_dirty;
+    unsigned char *lora_folded;
 };
 
 /* forward.c: one forward over n <= s.max_batch tokens at explicit positions, writing their K/V.

@@ -212,6 +212,14 @@ float ss_lora_scale(const ss_lora *a);
 void ss_lora_set_scale(ss_lora *a, float scale);
 bool ss_lora_enabled(const ss_lora *a);
 void ss_lora_set_enabled(ss_lora *a, bool on);
+/* Merged mode: on, every projection the enabled adapters target holds W0 + sum of scale s B A in its
+ * own weight (one upload, then no cost per token: no extra launches or reads); off, the unmerged
+ * updates again. While merged, a load, unload, scale or on/off change refolds the weights before the
+ * next forward (it reads the targeted W0 from the checkpoint and takes a moment on a large model).
+ * On CUDA the folded weights are bf16 like every weight. Errors of a later refold show at that
+ * forward. */
+ss_status ss_model_lora_merge(ss_model *m, bool on, ss_error *err);
+bool ss_model_lora_merged(const ss_model *m);
 /* The targeted projections' norms in layer, then module order (*n of them; valid until the adapter
  * is unloaded or its scale changes). The first call reads each targeted W0 from the checkpoint. */
 ss_status ss_lora_norms(ss_lora *a, const ss_lora_norm **rows, int *n, ss_error *err);

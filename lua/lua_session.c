@@ -703,6 +703,15 @@ static int l_lora_unload(lua_State *L) {
     return 0;
 }
 
+/* s:lora_merge(BOOL): fold the adapters into the weights, or unfold them (docs/lora.md). */
+static int l_lora_merge(lua_State *L) {
+    lua_session *ls = check_idle(L, "lora_merge");
+    luaL_checktype(L, 2, LUA_TBOOLEAN);
+    ss_error err = {0};
+    if (ss_model_lora_merge(ss_session_target(ls->s), lua_toboolean(L, 2), &err)) luaL_error(L, "spec: lora_merge: %s", err.msg);
+    return 0;
+}
+
 /* Appends adapter a's norm rows to the array at the top of the stack. */
 static void push_norms(lua_State *L, ss_lora *a) {
     const ss_lora_norm *rows;
@@ -770,7 +779,7 @@ static const luaL_Reg session_methods[] = {
     {"reset", l_reset},       {"on_token", l_on_token}, {"on_step", l_on_step}, {"close", l_close},
     {"trace", l_trace},       {"trace_save", l_trace_save}, {"lora_load", l_lora_load},
     {"lora_scale", l_lora_scale}, {"lora_enable", l_lora_enable}, {"lora_unload", l_lora_unload},
-    {"lora_norms", l_lora_norms}, {NULL, NULL},
+    {"lora_norms", l_lora_norms}, {"lora_merge", l_lora_merge}, {NULL, NULL},
 };
 
 static const luaL_Reg session_meta[] = {

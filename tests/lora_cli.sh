@@ -4,7 +4,8 @@
 #   `lora-info --json` prints one row per targeted layer and module with the reference's norms (to
 #   1e-9), `--scale 2` doubles |s*BA| and the ratio, the table names r and s;
 #   `generate --lora DIR` gives what PEFT's logits choose at the first step (greedy), `DIR:0` gives
-#   the base model's tokens, and two adapters at 0.5 give one at 1;
+#   the base model's tokens, two adapters at 0.5 give one at 1, and --lora-merge gives the unmerged
+#   tokens;
 #   bad input (a missing folder, a scale that is not a number, another model's adapter) fails with
 #   exit 2 and one stderr line naming the culprit.
 #   usage: tests/lora_cli.sh PATH/TO/specscope PATH/TO/tests/fixtures
@@ -52,6 +53,8 @@ PY
 )
 [[ ${with%% *} == "$want" ]] && ok || fail "generate --lora: first token ${with%% *}, PEFT's argmax $want"
 plain=$(gen) zero=$(gen --lora "$adapter:0") halves=$(gen --lora "$adapter:0.5" --lora "$adapter:0.5")
+merged=$(gen --lora "$adapter" --lora-merge) || fail "generate --lora-merge: $(cat "$work/err")"
+[[ $merged == "$with" ]] && ok || fail "generate --lora-merge: '$merged', unmerged: '$with'"
 [[ -n $plain && $zero == "$plain" ]] && ok || fail "generate --lora DIR:0: '$zero', without: '$plain'"
 [[ $with != "$plain" ]] && ok || fail "generate --lora: the adapter changed no token ('$with')"
 [[ $halves == "$with" ]] && ok || fail "two adapters at 0.5: '$halves', one at 1: '$with'"

@@ -96,49 +96,66 @@ static double rel_error(const float *a, const float *b, size_t count) {
 
 /* ---------------------------------------------------------------- CPU against PEFT */
 
+/* The fixture's cases (scale 1, 0.5) against PEFT's logits, the adapter applied as the model is set
+ * (unmerged or merged). */
+static void check_cases(ss_model *m, ss_lora *a, const fixture *fx, const float *base, const char *how) {
+    const size_t count = (size_t)fx->n * fx->vocab;
+    const double tol = fx->f32 ? 1e-4 : 2e-2;
+    const json_t *cases = json_object_get(fx->ref, "cases");
+    for (size_t c = 0; c < json_array_size(cases); c++) {
+        const json_t *cs = json_array_get(cases, c);
+        const double scale = json_number_value(json_object_get(cs, "scale"));
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", fx->dir, json_string_value(json_object_get(cs, "logits")));
+        float *want = read_floats(path, count);
+        CHECK_MSG(want != NULL, "%s: %s is not %d x %d float32", fx->dir, path, fx->n, fx->vocab);
+        ss_lora_set_scale(a, (float)scale);
+        float *got = prompt_logits(m, fx);
+        if (want && got) {
+            const double e = rel_error(got, want, count), moved = rel_error(base, want, count);
+            printf("%s %s, scale %g: relative logit error %.3g (tolerance %g); the adapter moves them by %.3g\n",
+                   fx->dir + strlen(LORA_DIR) + 1, how, scale, e, tol, moved);
+            CHECK_MSG(e <= tol, "%s %s scale %g: relative error %g", fx->dir, how, scale, e);
+            CHECK_MSG(moved > 10 * tol, "%s scale %g: the adapter barely changes the logits (%g)", fx->dir, scale, moved);
+        }
+        free(want);
+        free(got);
+    }
+    ss_lora_set_scale(a, 1.0f);
+}
+
+/* The model's logits equal base bit for bit. */
+static void check_base(ss_model *m, const fixture *fx, const float *base, const char *what) {
+    float *got = prompt_logits(m, fx);
+    CHECK_MSG(got && !memcmp(got, base, (size_t)fx->n * fx->vocab * sizeof *got), "%s: %s, logits differ", fx->dir, what);
+    free(got);
+}
+
 static void check_against_peft(const char *name) {
     fixture fx;
     if (!open_fixture(name, &fx)) return close_fixture(&fx);
     ss_model *m = load_model(fx.base, SS_BACKEND_CPU);
     if (!m) return close_fixture(&fx);
-    const size_t count = (size_t)fx.n * fx.vocab;
-    const double tol = fx.f32 ? 1e-4 : 2e-2;
     float *base = prompt_logits(m, &fx);
     ss_lora *a = NULL;
     ss_error err = {0};
     CHECK_MSG(ss_lora_load(m, fx.dir, 1.0f, &a, &err) == SS_OK, "%s: %s", name, err.msg);
-    const json_t *cases = json_object_get(fx.ref, "cases");
-    for (size_t c = 0; a && base && c < json_array_size(cases); c++) {
-        const json_t *cs = json_array_get(cases, c);
-        const double scale = json_number_value(json_object_get(cs, "scale"));
-        char path[1200];
-        snprintf(path, sizeof path, "%s/%s", fx.dir, json_string_value(json_object_get(cs, "logits")));
-        float *want = read_floats(path, count);
-        CHECK_MSG(want != NULL, "%s: %s is not %d x %d float32", name, path, fx.n, fx.vocab);
-        ss_lora_set_scale(a, (float)scale);
-        float *got = prompt_logits(m, &fx);
-        if (want && got) {
-            const double e = rel_error(got, want, count), moved = rel_error(base, want, count);
-            printf("%s, scale %g: relative logit error %.3g (tolerance %g); the adapter moves them by %.3g\n", name,
-                   scale, e, tol, moved);
-            CHECK_MSG(e <= tol, "%s scale %g: relative error %g", name, scale, e);
-            CHECK_MSG(moved > 10 * tol, "%s scale %g: the adapter barely changes the logits (%g)", name, scale, moved);
-        }
-        free(want);
-        free(got);
-    }
-    if (a) {
+    if (a && base) {
+        check_cases(m, a, &fx, base, "unmerged");
+        /* Merged: the same function from folded weights (a scale change refolds them). */
+        CHECK_MSG(ss_model_lora_merge(m, true, &err) == SS_OK && ss_model_lora_merged(m), "%s: merge: %s", name, err.msg);
+        check_cases(m, a, &fx, base, "merged");
+        ss_lora_set_enabled(a, false); /* merged with nothing on: the checkpoint's weights again */
+        check_base(m, &fx, base, "merged and switched off");
+        ss_lora_set_enabled(a, true);
+        CHECK(ss_model_lora_merge(m, false, &err) == SS_OK && !ss_model_lora_merged(m));
         /* Off, then unloaded: the base model's logits, bit for bit (no op is issued for it). */
         ss_lora_set_enabled(a, false);
-        float *off = prompt_logits(m, &fx);
-        CHECK_MSG(off && base && !memcmp(off, base, count * sizeof *off), "%s: switched off, logits differ", name);
-        free(off);
+        check_base(m, &fx, base, "switched off");
         ss_lora_set_enabled(a, true);
         ss_lora_unload(a);
         CHECK(ss_model_lora_count(m) == 0);
-        float *gone = prompt_logits(m, &fx);
-        CHECK_MSG(gone && base && !memcmp(gone, base, count * sizeof *gone), "%s: unloaded, logits differ", name);
-        free(gone);
+        check_base(m, &fx, base, "unloaded");
     }
     free(base);
     ss_model_free(m);
@@ -196,8 +213,27 @@ static void check_two_adapters(void) {
         printf("two adapters at 0.5: relative logit error %.3g against one at 1\n", e);
         CHECK_MSG(e <= 1e-4, "two adapters at 0.5 against one at 1: %g", e);
     }
-    free(want);
     free(got);
+    /* Merged, both fold into the same weights; unloading one while merged refolds the other alone. */
+    CHECK_MSG(a && b && ss_model_lora_merge(m, true, &err) == SS_OK, "merge: %s", err.msg);
+    got = a && b ? prompt_logits(m, &fx) : NULL;
+    if (want && got) {
+        const double e = rel_error(got, want, (size_t)fx.n * fx.vocab);
+        printf("two adapters at 0.5, merged: relative logit error %.3g against one at 1\n", e);
+        CHECK_MSG(e <= 1e-4, "two adapters at 0.5, merged: %g", e);
+    }
+    free(got);
+    free(want);
+    if (a && b) {
+        ss_lora_unload(b);
+        snprintf(path, sizeof path, "%s/logits_0.5.f32", fx.dir);
+        want = read_floats(path, (size_t)fx.n * fx.vocab), got = prompt_logits(m, &fx);
+        const double e = want && got ? rel_error(got, want, (size_t)fx.n * fx.vocab) : 1;
+        printf("one of them unloaded while merged: relative logit error %.3g against one at 0.5\n", e);
+        CHECK_MSG(e <= 1e-4, "one unloaded while merged: %g", e);
+        free(want);
+        free(got);
+    }
     ss_model_free(m); /* frees both */
     close_fixture(&fx);
 }
@@ -387,23 +423,27 @@ static void check_cuda(const char *name) {
         plain = prompt_logits(cpu, &fx);
         ss_lora_set_enabled(ac, true);
     }
-    for (int k = 0; ac && ag && k < 2; k++) {
-        const float scale = k ? 0.5f : 1.0f; /* the second pass: a changed scale must reach the graphs */
+    for (int k = 0; ac && ag && k < 4; k++) {
+        const float scale = k % 2 ? 0.5f : 1.0f; /* a changed scale must reach the graphs */
+        const bool merged = k >= 2;              /* then the adapters folded into the weights */
+        const char *how = merged ? "merged" : "unmerged";
         ss_lora_set_scale(ac, scale), ss_lora_set_scale(ag, scale);
+        CHECK_MSG(ss_model_lora_merge(cpu, merged, &err) == SS_OK && ss_model_lora_merge(gpu, merged, &err) == SS_OK,
+                  "%s: merge: %s", name, err.msg);
         float *want = prompt_logits(cpu, &fx), *got = prompt_logits(gpu, &fx);
         float *dw = malloc((size_t)fx.vocab * sizeof *dw), *dg = malloc((size_t)fx.vocab * sizeof *dg);
         if (want && got && plain) {
             const double e = rel_error(got, want, count), away = rel_error(got, plain, count);
-            printf("%s on CUDA, scale %g, prompt: relative logit error %.3g against the CPU (tolerance %g), %.3g "
+            printf("%s on CUDA, %s, scale %g, prompt: relative logit error %.3g against the CPU (tolerance %g), %.3g "
                    "from the CPU without the adapter\n",
-                   name, scale, e, tol, away);
+                   name, how, scale, e, tol, away);
             CHECK_MSG(e <= tol, "%s scale %g prompt: %g", name, scale, e);
             CHECK_MSG(e < 0.25 * away, "%s scale %g prompt: %g from the adapter's logits, %g from the base's", name,
                       scale, e, away);
         }
         for (int rep = 0; rep < 3 && decode_all(cpu, &fx, dw) && decode_all(gpu, &fx, dg); rep++) {
             const double e = rel_error(dg, dw, (size_t)fx.vocab);
-            if (rep == 2) printf("%s on CUDA, scale %g, decode steps: relative error %.3g\n", name, scale, e);
+            if (rep == 2) printf("%s on CUDA, %s, scale %g, decode steps: relative error %.3g\n", name, how, scale, e);
             CHECK_MSG(e <= tol, "%s scale %g decode (replay %d): %g", name, scale, rep, e);
         }
         free(want), free(got), free(dw), free(dg);

@@ -19,6 +19,7 @@ static void usage(const char *cmd) {
                "`specscope repl` when stdin or stdout is not a terminal. F1 in the interface lists the keys.\n\n");
     printf("With neither --model nor --draft it runs on the bundled demo pair (target and draft).\n"
            "  --lora DIR[:SCALE]     apply a PEFT LoRA adapter to the target at SCALE (default 1); repeatable\n"
+           "  --lora-merge           fold the adapters into the weights (no cost per token; docs/lora.md)\n"
            "%s",
            gen_options_help);
 }
@@ -35,6 +36,10 @@ int chat_options_parse(const char *cmd, int argc, char **argv, gen_options *o) {
         if (strcmp(a, "--lora") == 0) {
             const char *v = arg_value(cmd, argc, argv, &i);
             if (!v || !lora_args_add(&o->loras, cmd, v)) return 2;
+            continue;
+        }
+        if (strcmp(a, "--lora-merge") == 0) {
+            o->loras.merge = true;
             continue;
         }
         model_given |= strcmp(a, "--model") == 0;

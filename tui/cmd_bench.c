@@ -357,8 +357,8 @@ static json_t *kernels_per_token_json(const kernel_numbers *k) {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: specscope bench [--model DIR] [--draft DIR|ngram] [--backend B] [--tp N] [--tp-scaling LIST]\n"
-            "                       [--prompt-len P] [-n N] [--lora DIR[:SCALE]]... [--json] [--trace FILE.json]\n"
-            "                       [--kernels]\n\n"
+            "                       [--prompt-len P] [-n N] [--lora DIR[:SCALE]]... [--lora-merge] [--json]\n"
+            "                       [--trace FILE.json] [--kernels]\n\n"
             "Measures, in one run: prefill tokens/s over a P-token prompt; decode tokens/s at batch 1 with 128\n"
             "(and on CUDA 4096) tokens of context; with a draft, plain and speculative generation of N tokens on\n"
             "the same %d prompts (N defaults to 64 here; both rates, speedup, acceptance, mean accepted length),\n"
@@ -377,6 +377,7 @@ static void usage(FILE *out) {
             "                         and its exposed part (its share of the critical path: with PDL a\n"
             "                         kernel's own duration also counts its wait for the one before)\n"
             "  --lora DIR[:SCALE]     measure with a PEFT LoRA adapter on the target (repeatable; docs/lora.md)\n"
+            "  --lora-merge           with the adapters folded into the weights\n"
             "  --json                 print one JSON object\n%s",
             N_PROMPTS, gen_options_help);
 }
@@ -495,6 +496,8 @@ static int parse(bench_opts *b, int argc, char **argv) {
             b->kernels = true;
         } else if (strcmp(a, "--lora") == 0) {
             if (!(v = arg_value("bench", argc, argv, &i)) || !lora_args_add(&b->o.loras, "bench", v)) return 2;
+        } else if (strcmp(a, "--lora-merge") == 0) {
+            b->o.loras.merge = true;
         } else if (strcmp(a, "--repeats") == 0) {
             if (!(v = arg_value("bench", argc, argv, &i)) || !arg_int("bench", a, v, 1, 1000, &b->repeats)) return 2;
         } else {

@@ -24,6 +24,7 @@ static void usage(FILE *out) {
             "  --prompt-ids IDS       the prompt as token ids (\"1 2 3\"): no tokenizer, no BOS added\n"
             "  --json                 print the result as one JSON object\n"
             "  --lora DIR[:SCALE]     apply a PEFT LoRA adapter to the target at SCALE (default 1); repeatable\n"
+            "  --lora-merge           fold the adapters into the weights (no cost per token; docs/lora.md)\n"
             "  --trace FILE.json      write a Chrome trace of the run (Perfetto): prefill and each step on the\n"
             "                         host, and on CUDA every kernel and copy (docs/trace.md)\n"
             "%s",
@@ -155,6 +156,8 @@ int cmd_generate(int argc, char **argv) {
         } else if (strcmp(a, "--lora") == 0) {
             const char *v = arg_value("generate", argc, argv, &i);
             if (!v || !lora_args_add(&o.loras, "generate", v)) return 2;
+        } else if (strcmp(a, "--lora-merge") == 0) {
+            o.loras.merge = true;
         } else {
             fprintf(stderr, "specscope generate: unknown option '%s' (see --help)\n", a);
             return 2;

@@ -156,8 +156,10 @@ static void cmd_lora(workbench *wb, char *args) {
         workbench_lora_unload(wb);
     } else if (sub && !strcmp(sub, "list")) {
         workbench_lora_list(wb);
+    } else if (sub && !strcmp(sub, "merge") && (value = next_word(&args)) && (!strcmp(value, "on") || !strcmp(value, "off"))) {
+        workbench_lora_merge(wb, !strcmp(value, "on"));
     } else {
-        workbench_say(wb, OUT_ERROR, "usage: /lora load DIR [SCALE] | scale S | on | off | unload | list");
+        workbench_say(wb, OUT_ERROR, "usage: /lora load DIR [SCALE] | scale S | on | off | unload | list | merge on|off");
     }
 }
 
@@ -227,7 +229,7 @@ static void cmd_quit(workbench *wb, char *args) {
 
 static const char *const draft_words[] = {"none", "ngram", NULL};
 static const char *const easyspec_words[] = {"off", "2", "3", "4", NULL};
-static const char *const lora_words[] = {"load", "scale", "on", "off", "unload", "list", NULL};
+static const char *const lora_words[] = {"load", "scale", "on", "off", "unload", "list", "merge", NULL};
 
 const console_command console_commands[] = {
     {"/model", "DIR", "load another target model (the draft stays)", cmd_model, NULL, true},
@@ -237,7 +239,7 @@ const console_command console_commands[] = {
     {"/seed", "S", "random seed of the sampler", cmd_seed, NULL, false},
     {"/easyspec", "G|GROUPS|off [attn|layer]", "EasySpec layer-parallel drafting in groups of G layers", cmd_easyspec,
      easyspec_words, false},
-    {"/lora", "load DIR [S]|scale S|on|off", "PEFT LoRA adapters (also: unload, list)", cmd_lora,
+    {"/lora", "load DIR [S]|scale S|on|off", "PEFT LoRA adapters (also: unload, list, merge)", cmd_lora,
      lora_words, false},
     {"/trace", "FILE.json", "write the session's timeline as a Chrome trace (Perfetto)", cmd_trace, NULL, true},
     {"/baseline", "", "decode the last prompt plainly to measure the speedup", cmd_baseline, NULL, false},

@@ -43,5 +43,5 @@ ss_status lora_args_load(const lora_args *l, ss_model *m, ss_error *err) {
         ss_status st = ss_lora_load(m, l->dir[i], l->scale[i], &a, err);
         if (st != SS_OK) return st;
     }
-    return SS_OK;
+    return l->merge ? ss_model_lora_merge(m, true, err) : SS_OK;
 }

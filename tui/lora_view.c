@@ -26,6 +26,7 @@ static void header(styled_text *t, ss_model *m, ss_lora *a) {
     styled_printf(t, TH_NORMAL, "  scale ");
     styled_printf(t, TH_VALUE, "%g", ss_lora_scale(a));
     styled_printf(t, ss_lora_enabled(a) ? TH_DRAFT : TH_NOTICE, "  %s", ss_lora_enabled(a) ? "on" : "off");
+    if (ss_model_lora_merged(m)) styled_printf(t, TH_NORMAL, "  merged");
     for (int i = 0; i < ss_model_lora_count(m) - 1; i++) {
         ss_lora *o = ss_model_lora(m, i);
         styled_printf(t, TH_NORMAL, "%s%s (%g, %s)", i ? ", " : "   also ", ss_lora_name(o), ss_lora_scale(o),

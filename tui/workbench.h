@@ -78,6 +78,7 @@ bool workbench_lora_scale(workbench *wb, float scale);
 bool workbench_lora_enable(workbench *wb, bool on);
 bool workbench_lora_unload(workbench *wb);
 void workbench_lora_list(workbench *wb);
+bool workbench_lora_merge(workbench *wb, bool on); /* fold all of them into the weights, or unfold */
 ss_lora *workbench_lora_selected(workbench *wb); /* NULL when none is loaded */
 
 /* "demo/target + model draft on cpu": for the status line. */

@@ -23,9 +23,9 @@ static void describe(workbench *wb, const char *verb, ss_lora *a) {
     if (ss_lora_norms(a, &rows, &n, &err) == SS_OK)
         for (int i = 0; i < n; i++)
             if (rows[i].rel > largest) largest = rows[i].rel;
-    workbench_say(wb, OUT_INFO, "LoRA %s %s: r %d, s %.4g, scale %g, %s; %d projections, largest |s*BA|/|W0| %.3g",
+    workbench_say(wb, OUT_INFO, "LoRA %s %s: r %d, s %.4g, scale %g, %s%s; %d projections, largest |s*BA|/|W0| %.3g",
                   ss_lora_name(a), verb, ss_lora_rank(a), ss_lora_scaling(a), ss_lora_scale(a),
-                  ss_lora_enabled(a) ? "on" : "off", n, largest);
+                  ss_lora_enabled(a) ? "on" : "off", ss_model_lora_merged(target(wb)) ? ", merged" : "", n, largest);
     if (err.msg[0]) workbench_say(wb, OUT_ERROR, "LoRA %s: norms: %s", ss_lora_name(a), err.msg);
     wb->changed = true;
 }
@@ -99,4 +99,21 @@ void workbench_lora_list(workbench *wb) {
                       ss_lora_name(a), ss_lora_dir(a), ss_lora_rank(a), ss_lora_scaling(a), ss_lora_scale(a),
                       ss_lora_enabled(a) ? "on" : "off");
     }
+}
+
+bool workbench_lora_merge(workbench *wb, bool on) {
+    const char *why = workbench_refusal(wb);
+    if (why) {
+        workbench_say(wb, OUT_ERROR, "/lora merge: %s", why);
+        return false;
+    }
+    ss_error err = {0};
+    if (ss_model_lora_merge(target(wb), on, &err)) {
+        workbench_say(wb, OUT_ERROR, "/lora merge: %s", err.msg);
+        return false;
+    }
+    workbench_say(wb, OUT_INFO, on ? "LoRA adapters merged into the weights: no cost per token; a change refolds them"
+                                   : "LoRA adapters unmerged: applied after each projection");
+    wb->changed = true;
+    return true;
 }

@@ -52,7 +52,7 @@ stats=${stats//$'\x01'/ }
 
 adapter=$root/tests/fixtures/lora/demo-r4
 printf '%s\n' "/help" "/k 2" "$prompt" "/baseline" "/lua print(6*7)" '/lua error("boom")' "/lora on" \
-    "/lora load $adapter 0.5" "/lora list" "/lora off" "/lora scale x" "/lora unload" \
+    "/lora load $adapter 0.5" "/lora merge on" "/lora list" "/lora off" "/lora scale x" "/lora merge off" "/lora unload" \
     "/trace $work/r.json" "/bogus" "/k 99" "/easyspec 2" "/easyspec off" "/save $work/t.txt" "/quit" "never read" |
     "$prog" repl "${models[@]}" -n $N > "$work/out" 2> "$work/err"
 status=$?
@@ -72,7 +72,9 @@ has "$work/err" "boom"
 has "$work/err" "/lora on: no adapter is loaded (/lora load DIR)"
 has "$work/out" "LoRA demo-r4 loaded: r 4, s 1, scale 0.5, on; 56 projections, largest |s*BA|/|W0|"
 has "$work/out" "* demo-r4 ($adapter): r 4, s 1, scale 0.5, on"
-has "$work/out" "LoRA demo-r4 switched off: r 4, s 1, scale 0.5, off"
+has "$work/out" "LoRA adapters merged into the weights: no cost per token"
+has "$work/out" "LoRA demo-r4 switched off: r 4, s 1, scale 0.5, off, merged"
+has "$work/out" "LoRA adapters unmerged: applied after each projection"
 has "$work/err" "/lora scale: 'x' is not a number"
 has "$work/out" "LoRA demo-r4 unloaded"
 has "$work/out" "wrote $work/r.json: the session's timeline"
