@@ -14,6 +14,8 @@
 
 #include <readline/readline.h>
 
+#include <math.h>
+
 #include "app.h"
 #include "commands_console.h"
 #include "console_input.h"
@@ -93,6 +95,7 @@ static const char *const help_lines[] = {
     "  F2 .. F6       zoom chat, speculation, timeline, lora, console (again: back)",
     "  PgUp / PgDn    scroll the focused pane; Shift-Up / Shift-Down a line",
     "  mouse wheel    scroll the pane under the pointer; a click focuses it",
+    "  + - space      (lora pane focused) the selected adapter's scale by 0.1, on/off",
     "  Up / Down      command history (kept across runs); Ctrl-R searches it",
     "  Ctrl-C         stop the generation or the script (else clear the line)",
     "  Ctrl-L         redraw        F1 or ? (empty line)  this help",
@@ -241,6 +244,17 @@ static void interrupt(tui *ui) {
     else console_input_clear();
 }
 
+/* With the lora pane focused and an empty command line, + and - step the selected adapter's scale
+ * by 0.1 and space switches it on or off (the same as /lora scale, on, off). */
+static bool lora_key(tui *ui, int key) {
+    if (ui->focus != PANE_LORA || !console_input_empty() || (key != L'+' && key != L'-' && key != L' ')) return false;
+    ss_lora *a = workbench_lora_selected(&ui->wb);
+    if (!a) return false;
+    if (key == L' ') workbench_lora_enable(&ui->wb, !ss_lora_enabled(a));
+    else workbench_lora_scale(&ui->wb, roundf((ss_lora_scale(a) + (key == L'+' ? 0.1f : -0.1f)) * 10.0f) / 10.0f);
+    return true;
+}
+
 static bool quit_key(int key, bool is_code) {
     return (is_code && key == KEY_F(10)) || (!is_code && key == CTRL_KEY('q'));
 }
@@ -286,7 +300,8 @@ static void on_key(tui *ui, int key, bool is_code) {
         if (console_input_empty()) ui->help = true;
         else console_input_char(L'?');
         break;
-    default: console_input_char((wchar_t)key);
+    default:
+        if (!lora_key(ui, key)) console_input_char((wchar_t)key);
     }
     ui->dirty = true;
 }

@@ -109,4 +109,5 @@ void lora_view_build(styled_text *out, ss_model *m, int width, bool unicode) {
         styled_newline(out);
     }
     largest(out, rows, n);
+    styled_printf(out, TH_NOTICE, "focused: + - scale by 0.1, space on/off; /lora merge on|off");
 }

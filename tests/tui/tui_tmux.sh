@@ -194,6 +194,12 @@ keep 07-lora-zoomed
 keys F5
 keys "/lora off" Enter
 wait_for "scale 0.5  off" 10
+keys F5 # zoomed, the lora pane has the focus: + steps the scale, space switches it
+keys +
+wait_for "scale 0.6  off" 10
+keys " "
+wait_for "scale 0.6  on" 10
+keys F5 Tab # unzoomed, and the focus back to the console
 
 # 5. Ctrl-C right after a prompt stops that generation; the program goes on.
 keys "tell me more" Enter C-c
