@@ -46,3 +46,10 @@ set_tests_properties(lua_chat_template_stop PROPERTIES LABELS "lua;cli" SKIP_RET
 # checkpoint and its PEFT adapter (tests/fixtures/lora).
 add_test(NAME lua_lora COMMAND specscope run ${CMAKE_CURRENT_SOURCE_DIR}/lua/test_lora.lua ${CMAKE_SOURCE_DIR}/tests/fixtures)
 set_tests_properties(lua_lora PROPERTIES LABELS "lua;lora" TIMEOUT 120)
+# scripts/sweep_lora_scale.lua on the demo pair with its PEFT adapter: one CSV row a scale.
+add_test(NAME lua_sweep_lora COMMAND sh -c
+         "${SPEC_LUA_SKIP_WITHOUT_DEMO}; rm -f \"$2\" && \"$1\" run \"$3\" --adapter \"$5\" --scales 0,1 --out \"$2\" -n 12 --repeats 1 --backend cpu && \"$1\" run \"$4\" \"$2\""
+         sh $<TARGET_FILE:specscope> ${CMAKE_CURRENT_BINARY_DIR}/lua_sweep_lora.csv
+         ${CMAKE_SOURCE_DIR}/scripts/sweep_lora_scale.lua ${CMAKE_CURRENT_SOURCE_DIR}/lua/check_lora_csv.lua
+         ${CMAKE_SOURCE_DIR}/tests/fixtures/lora/demo-r4)
+set_tests_properties(lua_sweep_lora PROPERTIES LABELS "lua;lora" SKIP_RETURN_CODE 77 TIMEOUT 120)
