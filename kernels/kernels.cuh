@@ -228,7 +228,28 @@ size_t persistent_smem(size_t xbytes, size_t smem_optin);
 int persistent_blocks_per_sm(size_t smem);
 /* Launches the phases of p (setting its ring depth and offset) on `blocks` blocks. */
 cudaError_t persistent(const launch_ctx &c, persistent_params &p, size_t xbytes, int blocks);
-cudaError_t setup_persistent(size_t smem_optin);
+cudaError_t setup_persistent(size_t smem_optin); /* both kernels of persistent.cu */
+
+/* One one-vector GEMV launched alone through the same rings (gemv_ring_kernel): one block an SM,
+ * RING_DEPTH slots of 4 KB a warp (128 KB of weights in flight an SM, the register GEMV's budget
+ * too; 5 slots measured slower, docs/cuda.md), computing exactly what the register kernel computes
+ * with one warp a unit. Measured on the H200, it beats the register kernel on every llama-3.1-8b
+ * launch and loses on the llama-3.2-1b and qwen2.5-0.5b ones (2048 / 896 columns, or 2048 / 896
+ * rows for their down projections): hence it takes at least 4096 rows of at least 4096 columns. */
+#define RING_DEPTH 4
+#define RING_MIN_COLS 4096
+#define RING_MIN_ROWS 4096 /* all segments together */
+struct ring_params {
+    int count; /* 1 */
+    int depth;
+    unsigned ring_offset;
+    phase ph[1];
+};
+/* Whether the ring kernel takes GEMVs of this shape (gemv_ring launches those with one vector; the
+ * register kernel then sums the same shape's verification batches with one warp a unit, so both
+ * give a position the same bits). */
+bool gemv_ring_shape(const gemv_params &p, size_t smem_optin);
+cudaError_t gemv_ring(const launch_ctx &c, const gemv_params &p);
 
 /* ---------------------------------------------------------------- sampling.cu */
 

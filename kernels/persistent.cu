@@ -1,6 +1,7 @@
-/* persistent.cu — a run of decode kernels as one persistent kernel whose GEMVs stream their
- * weights through shared memory with bulk asynchronous copies (opt-in: still slower end to end
- * than the separate kernels; docs/cuda.md).
+/* persistent.cu — GEMVs that stream their weights through shared memory with bulk asynchronous
+ * copies: a run of decode kernels as one persistent kernel (opt-in: still slower end to end than
+ * the separate kernels; docs/cuda.md), and the same machinery for one GEMV launched alone
+ * (gemv_ring_kernel, on by default for llama-3.1-8b-sized launches; below).
  *
  * A decode step is ~5 kernels a layer (q/k/v GEMV, attention, o GEMV, gate/up GEMV, down GEMV),
  * each a few to tens of microseconds of weight streaming, and each kernel boundary drains one grid
@@ -33,7 +34,17 @@
  *
  * Deadlock rule: the grid barrier needs every block resident, so the kernel lets the next kernel
  * launch early (PDL) only in its last phase, after the last barrier; and the first phase waits for
- * the previous kernel with the PDL wait, not a barrier. */
+ * the previous kernel with the PDL wait, not a barrier.
+ *
+ * gemv_ring_kernel is one GEMV phase launched alone, one block an SM with 4 slots a warp (128 KB in
+ * flight, as the register GEMV keeps): no barrier, so it lets the next kernel launch at its start,
+ * and its producer streams from the block's start, before the PDL wait. Measured against the
+ * register GEMV (H200, same binary): llama-3.1-8b decode +3.5-4% (every launch of it gains; 5
+ * slots a warp gain nothing), llama-3.2-1b -3.5% with only its down projection on the ring and
+ * -8% with its gate/up, qwen2.5-0.5b -10% with its down projection. The launch costs a few us more
+ * than the register kernel's (the 1B down: ~13 against ~9 us exposed) and then streams faster,
+ * which pays only on the larger launches; why the 1B's 33.5 MB down projection loses where the
+ * 8B's 33.5 MB o projection gains is not understood yet. */
 #include "attention_decode.cuh"
 #include "bulk.cuh"
 #include "gemv.cuh"
@@ -145,7 +156,8 @@ struct ring_writer {
 };
 
 /* Moves the writer to the next GEMV phase in which its warp has steps (or past the last). */
-__device__ __forceinline__ void writer_next_phase(ring_writer &wr, const persistent_params &pp) {
+template <typename P>
+__device__ __forceinline__ void writer_next_phase(ring_writer &wr, const P &pp) {
     for (wr.index++; wr.index < pp.count; wr.index++) {
         wr.kind = pp.ph[wr.index].kind;
         if (wr.kind == PHASE_ATTN) continue;
@@ -173,7 +185,8 @@ __device__ __forceinline__ void unit_sources(ring_writer &wr) {
 }
 
 /* Copies the warp's next step into the next slot (released by the warp: the caller checked). */
-__device__ __forceinline__ void writer_push(ring_writer &wr, const persistent_params &pp) {
+template <typename P>
+__device__ __forceinline__ void writer_push(ring_writer &wr, const P &pp) {
     if (wr.batch == 0) {
         if (wr.kind == GEMV_ROWS) unit_sources<GEMV_ROWS>(wr);
         else if (wr.kind == GEMV_GLU) unit_sources<GEMV_GLU>(wr);
@@ -193,7 +206,8 @@ __device__ __forceinline__ void writer_push(ring_writer &wr, const persistent_pa
 /* The producer warp: lanes 0 .. GEMV_WARPS - 1 fill their warps' rings until every step of the
  * launch is copied, sleeping briefly when no ring has a free slot. Weights only: no wait for
  * earlier kernels or phases, except the PDL wait every thread makes before it returns. */
-__device__ void produce(const persistent_params &pp, ring_smem &rs, char *rings, int lane) {
+template <typename P>
+__device__ void produce(const P &pp, ring_smem &rs, char *rings, int lane) {
     ring_writer wr = {};
     bool live = lane < GEMV_WARPS;
     if (live) {
@@ -320,12 +334,16 @@ __device__ __forceinline__ void attention_phase(const attn_params &p, attn_decod
     }
 }
 
-__global__ void __launch_bounds__(PERSIST_THREADS, 1) persistent_kernel(const __grid_constant__ persistent_params pp) {
+/* What both kernels run: the phases of pp in order. ALONE: pp is one GEMV launched on its own
+ * (gemv_ring_kernel): no grid barrier, so the next kernel may launch at once (its blocks start as
+ * this one's leave), and no attention. */
+template <typename P, bool ALONE>
+__device__ __forceinline__ void run_phases(const P &pp) {
     extern __shared__ __align__(128) float xs[]; /* the input vector and the norm weight, then the rings */
-    __shared__ attn_decode_smem sm[GEMV_THREADS / DEC_THREADS];
     __shared__ __align__(16) phase ph[2];
     __shared__ __align__(16) ring_smem rs;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (ALONE) pdl_launch_dependents();
     char *rings = reinterpret_cast<char *>(xs) + pp.ring_offset;
     if (warp == PERSIST_PRODUCER && lane < GEMV_WARPS) {
         for (int d = 0; d < pp.depth; d++) mbar_init(&rs.full[lane][d]), mbar_init(&rs.empty[lane][d]);
@@ -334,7 +352,8 @@ __global__ void __launch_bounds__(PERSIST_THREADS, 1) persistent_kernel(const __
     __syncthreads(); /* the only barrier of the whole block: the producer then runs on its own */
     if (warp == PERSIST_PRODUCER) return produce(pp, rs, rings, lane);
     ring_reader rd = {rs.full[warp], rs.empty[warp], rings + (size_t)warp * pp.depth * BULK_SLOT, pp.depth, 0, 0};
-    grid_sync gs = grid_sync_start(pp.barrier);
+    grid_sync gs = {};
+    if constexpr (!ALONE) gs = grid_sync_start(pp.barrier);
     /* The phases' parameters in shared memory (indexed by i they would no longer be constant-bank
      * operands, and the GEMV reads them in its inner loop), double-buffered: phase i + 1's words are
      * loaded while phase i runs, so the load's latency is off the path between phases. */
@@ -346,17 +365,31 @@ __global__ void __launch_bounds__(PERSIST_THREADS, 1) persistent_kernel(const __
         const phase &cur = ph[i & 1];
         const bool more = i + 1 < pp.count;
         const unsigned next = more && t < words ? reinterpret_cast<const unsigned *>(&pp.ph[i + 1])[t] : 0u;
-        auto wait = [&] { phase_wait(gs, i == 0, i == pp.count - 1); };
+        auto wait = [&] {
+            if (ALONE) pdl_wait();
+            else phase_wait(gs, i == 0, i == pp.count - 1);
+        };
         switch (cur.kind) {
         case GEMV_ROWS: gemv_phase<GEMV_ROWS>(cur.gemv, xs, rd, wait); break;
         case GEMV_GLU: gemv_phase<GEMV_GLU>(cur.gemv, xs, rd, wait); break;
         case GEMV_PAIRS: gemv_phase<GEMV_PAIRS>(cur.gemv, xs, rd, wait); break;
         default:
-            wait();
-            attention_phase(cur.attn, sm);
+            if constexpr (!ALONE) {
+                __shared__ attn_decode_smem sm[GEMV_THREADS / DEC_THREADS];
+                wait();
+                attention_phase(cur.attn, sm);
+            }
         }
         if (more && t < words) reinterpret_cast<unsigned *>(&ph[(i + 1) & 1])[t] = next;
     }
+}
+
+__global__ void __launch_bounds__(PERSIST_THREADS, 1) persistent_kernel(const __grid_constant__ persistent_params pp) {
+    run_phases<persistent_params, false>(pp);
+}
+
+__global__ void __launch_bounds__(PERSIST_THREADS, 1) gemv_ring_kernel(const __grid_constant__ ring_params pp) {
+    run_phases<ring_params, true>(pp);
 }
 
 /* The kernel's static shared memory (the attention blocks' state, the rings' bookkeeping, two
@@ -409,9 +442,44 @@ cudaError_t persistent(const launch_ctx &c, persistent_params &p, size_t xbytes,
     return launch_kernel(c, persistent_kernel, dim3(blocks), dim3(PERSIST_THREADS), persistent_smem(xbytes, c.smem_optin), p);
 }
 
+/* ---------------------------------------------------------------- one GEMV alone */
+
+/* The ring GEMV's static shared memory, as the compiler laid it out. */
+static size_t ring_static_smem() {
+    static size_t bytes;
+    cudaFuncAttributes a;
+    if (!bytes && cudaFuncGetAttributes(&a, gemv_ring_kernel) == cudaSuccess) bytes = a.sharedSizeBytes;
+    return bytes ? bytes : 64 * 1024;
+}
+
+static size_t ring_smem(int cols) { return ring_offset(persistent_smem_of(cols)) + (size_t)GEMV_WARPS * RING_DEPTH * BULK_SLOT; }
+
+bool gemv_ring_shape(const gemv_params &p, size_t smem_optin) {
+    int rows = 0;
+    for (int s = 0; s < p.nseg; s++) rows += p.seg[s].rows;
+    if (p.cols % 8 || p.cols < RING_MIN_COLS || rows < RING_MIN_ROWS || ring_static_smem() + ring_smem(p.cols) > smem_optin) return false;
+    for (int s = 0; s < p.nseg; s++)
+        if ((uintptr_t)p.seg[s].w & 15) return false;
+    return true;
+}
+
+cudaError_t gemv_ring(const launch_ctx &c, const gemv_params &g) {
+    ring_params p = {};
+    p.count = 1;
+    p.depth = RING_DEPTH;
+    p.ring_offset = (unsigned)ring_offset(persistent_smem_of(g.cols));
+    p.ph[0].kind = gemv_kind(g);
+    p.ph[0].gemv = g;
+    return launch_kernel(c, gemv_ring_kernel, dim3(c.sms), dim3(PERSIST_THREADS), ring_smem(g.cols), p);
+}
+
 cudaError_t setup_persistent(size_t smem_optin) {
-    return cudaFuncSetAttribute(persistent_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                (int)(smem_optin - static_smem()));
+    cudaError_t e = cudaFuncSetAttribute(persistent_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)(smem_optin - static_smem()));
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(gemv_ring_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)(smem_optin - ring_static_smem()));
+    return e;
 }
 
 } // namespace sk

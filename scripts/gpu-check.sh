@@ -7,7 +7,8 @@
 #   2. the ceilings and the batch-1 GEMV against cuBLASLt (build/tests/bench_gpu_kernels), and a
 #      look at the GEMV's machine code (16-byte loads: LDG.E.128);
 #   3. `specscope bench --backend cuda --json` on random-weight checkpoints of real geometries
-#      (scripts/make_random_model.py), again with PDL off and with the persistent kernel on, and
+#      (scripts/make_random_model.py), again with PDL off, with the persistent kernel on, with the
+#      ring GEMV off (SPECSCOPE_CUDA_RING=0), and
 #      on llama-3.2-1b with fusion / graphs off (--no-ab: none of these A/B runs);
 #   4. the 8B geometry at tp 2 against tp 1 (test_gpu_tp on it, then generate's tokens): both ranks
 #      on one GPU, and with 2 or more GPUs one rank per GPU (NCCL, and the peer all-reduce); then
@@ -167,6 +168,7 @@ for preset in $PRESETS; do
     [ "$AB" = 1 ] || continue
     bench "$preset" no-pdl SPECSCOPE_CUDA_PDL=0
     bench "$preset" persistent SPECSCOPE_CUDA_PERSISTENT=1
+    bench "$preset" no-ring SPECSCOPE_CUDA_RING=0
     if [ "$preset" = llama-3.2-1b ]; then
         bench "$preset" no-fuse SPECSCOPE_CUDA_FUSE=0
         bench "$preset" no-graphs SPECSCOPE_CUDA_GRAPHS=0

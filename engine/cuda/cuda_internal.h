@@ -75,6 +75,7 @@ typedef struct cuda_backend_s {
     char name[256];
     cudaStream_t stream;
     bool pdl, fuse, graphs, persist; /* SPECSCOPE_CUDA_PDL / _FUSE / _GRAPHS / _PERSISTENT = 0 turn each off */
+    bool ring;  /* one-vector GEMVs of the ring kernel's shapes through it (SPECSCOPE_CUDA_RING = 0 turns it off) */
     bool teams; /* GEMV warp teams (SPECSCOPE_CUDA_TEAMS = 0 turns them off; never with the persistent kernel) */
 
     cublasLtHandle_t lt;

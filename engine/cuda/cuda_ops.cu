@@ -16,6 +16,8 @@
  * of one-vector GEMVs and decode attention are held back as the phases of one persistent kernel,
  * launched when anything else needs the stream (cb_stream), so a decode step is the embedding, one
  * or two persistent launches and the pick (kernel by kernel while CUPTI collects kernels).
+ * One-vector GEMVs of at least 4096 rows of 4096 columns (llama-3.1-8b's) take the ring kernel of
+ * kernels/persistent.cu launched alone (SPECSCOPE_CUDA_RING=0 turns it off).
  * Every fusion keeps each op's visible effect (a fused norm still writes xn, a fused residual add
  * still writes y), and is taken only when the buffers involved are identical or disjoint, so the
  * result equals the op-by-op one (SPECSCOPE_CUDA_FUSE=0 runs op by op; tests compare the two). */
@@ -132,9 +134,16 @@ static bool take_phase(cuda_backend *c, const sk::gemv_params *g, const sk::attn
 
 /* ---------------------------------------------------------------- launching what is pending */
 
+/* A GEMV: a phase of the persistent kernel, the ring kernel (one vector, shapes it takes), or the
+ * register kernel, with one warp a unit for the ring's shapes (the same sums for every batch). */
 static void launch_gemv(cuda_backend *c, const sk::gemv_params &g) {
     if (take_phase(c, &g, nullptr)) return;
-    LAUNCHED(c, sk::gemv(cb_launch(c), g, gemv_blocks_per_sm(c, sk::gemv_kind(g), g.cols, g.nvec), c->teams),
+    const bool ring = c->ring && sk::gemv_ring_shape(g, c->smem_optin);
+    if (ring && g.nvec == 1) {
+        LAUNCHED(c, sk::gemv_ring(cb_launch(c), g), "ring gemv %d segment(s), %d cols", g.nseg, g.cols);
+        return;
+    }
+    LAUNCHED(c, sk::gemv(cb_launch(c), g, gemv_blocks_per_sm(c, sk::gemv_kind(g), g.cols, g.nvec), c->teams && !ring),
              "gemv %d segment(s), %d cols, %d vectors", g.nseg, g.cols, g.nvec);
 }
 

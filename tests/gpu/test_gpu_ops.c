@@ -1,14 +1,17 @@
 /* test_gpu_ops.c — every CUDA backend op against the CPU backend on random data (bf16 weights and
  * bf16-representable KV entries, so both backends compute from the same numbers), with the
- * backend's op fusion, op by op (SPECSCOPE_CUDA_FUSE=0), fused through the persistent kernel
- * (SPECSCOPE_CUDA_PERSISTENT=1), and kernel by kernel with one warp a GEMV unit
- * (SPECSCOPE_CUDA_TEAMS=0, the order of sums the persistent kernel keeps); a transformer layer run through
+ * backend's op fusion, op by op through the register GEMV and its warp teams (SPECSCOPE_CUDA_FUSE=0
+ * SPECSCOPE_CUDA_RING=0), fused through the persistent kernel
+ * (SPECSCOPE_CUDA_PERSISTENT=1), and kernel by kernel with one warp a GEMV unit, through the register
+ * GEMV only (SPECSCOPE_CUDA_TEAMS=0 SPECSCOPE_CUDA_RING=0, the order of sums the persistent and ring
+ * kernels keep) and with the ring GEMV where it takes the shape; a transformer layer run through
  * prefill, decode, verification and longer batches; CUDA graph replay against direct runs; greedy
  * ids on the device. Outputs are poisoned with NaN before each op, so an unwritten element fails.
  *
  * Tolerances (||gpu - cpu|| / ||cpu||): fp32 paths 1e-5 to 2e-4; paths that round activations to
  * bf16 for the tensor cores (cuBLASLt batches, tile attention) 1e-2 to 2e-2; fused against unfused 1e-5;
- * the persistent kernel against the same launches kernel by kernel without teams: identical.
+ * the persistent kernel, and the ring GEMV's backend, against the same launches kernel by kernel
+ * without teams: identical.
  * Prints "SKIPPED: ..." and exits 77 without a CUDA device. */
 #include <math.h>
 #include <stdlib.h>
@@ -18,7 +21,7 @@
 #include "gpu_test.h"
 #include "sampler.h"
 
-enum { CPU = 0, GPU, GPU_UNFUSED, GPU_PERSISTENT, GPU_ONE_WARP, NB };
+enum { CPU = 0, GPU, GPU_UNFUSED, GPU_PERSISTENT, GPU_ONE_WARP, GPU_RING_ONE_WARP, NB };
 
 typedef struct {
     ss_backend *b;
@@ -505,7 +508,7 @@ static void test_layer(const geometry *g) {
             backend *e = &be[i];
             layer_call call = {e, i, g, &w, &s[i], &rope, n};
             batch(e, first, n);
-            if (graph && (i == GPU || i == GPU_PERSISTENT || i == GPU_ONE_WARP)) {
+            if (graph && (i == GPU || i == GPU_PERSISTENT || i == GPU_ONE_WARP || i == GPU_RING_ONE_WARP)) {
                 ss_error err = {0};
                 CHECK_MSG(e->b->ops->run_graph(e->b, 7, layer, &call, &err) == SS_OK, "run_graph: %s", err.msg);
             } else {
@@ -522,6 +525,8 @@ static void test_layer(const geometry *g) {
         compare("", GPU, out[GPU], out[GPU_UNFUSED], (size_t)n * g->hidden, 1e-5);
         printf("  persistent against kernel by kernel, one warp a unit:");
         compare("", GPU_PERSISTENT, out[GPU_PERSISTENT], out[GPU_ONE_WARP], (size_t)n * g->hidden, 0.0);
+        printf("  ring GEMV where it takes the shape, against the register GEMV, one warp a unit:");
+        compare("", GPU_RING_ONE_WARP, out[GPU_RING_ONE_WARP], out[GPU_ONE_WARP], (size_t)n * g->hidden, 0.0);
         /* The next step starts from the same residual stream everywhere (the CPU's). */
         for (int i = GPU; i < NB; i++) be[i].b->ops->to_device(be[i].b, s[i].x, out[CPU], (size_t)n * g->hidden * 4);
     }
@@ -567,12 +572,13 @@ int main(void) {
     /* Each CUDA backend with its switches set (the others at their defaults). */
     static const struct {
         int index;
-        const char *name, *off; /* off: a second switch set to 0 */
+        const char *name, *off, *off2; /* off, off2: switches set to 0 */
         const char *persistent;
-    } kinds[] = {{GPU, "cuda", NULL, "0"},
-                 {GPU_UNFUSED, "cuda unfused", "SPECSCOPE_CUDA_FUSE", "0"},
-                 {GPU_PERSISTENT, "cuda persistent", NULL, "1"},
-                 {GPU_ONE_WARP, "cuda one warp a unit", "SPECSCOPE_CUDA_TEAMS", "0"}};
+    } kinds[] = {{GPU, "cuda", NULL, NULL, "0"},
+                 {GPU_UNFUSED, "cuda unfused", "SPECSCOPE_CUDA_FUSE", "SPECSCOPE_CUDA_RING", "0"},
+                 {GPU_PERSISTENT, "cuda persistent", NULL, NULL, "1"},
+                 {GPU_ONE_WARP, "cuda one warp a unit", "SPECSCOPE_CUDA_TEAMS", "SPECSCOPE_CUDA_RING", "0"},
+                 {GPU_RING_ONE_WARP, "cuda ring, one warp a unit", "SPECSCOPE_CUDA_TEAMS", NULL, "0"}};
     be[CPU].name = "cpu";
     if (ss_backend_cpu_create(&be[CPU].b, &err)) {
         fprintf(stderr, "backend: %s\n", err.msg);
@@ -581,10 +587,12 @@ int main(void) {
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
         setenv("SPECSCOPE_CUDA_PERSISTENT", kinds[k].persistent, 1);
         if (kinds[k].off) setenv(kinds[k].off, "0", 1);
+        if (kinds[k].off2) setenv(kinds[k].off2, "0", 1);
         be[kinds[k].index].name = kinds[k].name;
         ss_status st = ss_backend_cuda_create(&be[kinds[k].index].b, &err);
         unsetenv("SPECSCOPE_CUDA_PERSISTENT");
         if (kinds[k].off) unsetenv(kinds[k].off);
+        if (kinds[k].off2) unsetenv(kinds[k].off2);
         if (st) {
             fprintf(stderr, "backend %s: %s\n", kinds[k].name, err.msg);
             return 1;
@@ -603,9 +611,17 @@ int main(void) {
     test_matmul(512, 256, 17, false, false, 1e-2);
     test_matmul(1024, 2048, 64, true, false, 1e-2);
     test_matmul(24, 14336, 33, false, false, 1e-2);
+    /* The ring GEMV's shapes (at least 4096 rows of 4096 columns) with one vector: rows with a
+     * residual, gate/up pairs (test_qkv below has the q/k/v pairs); verification batches of them
+     * take the register GEMV with one warp a unit. */
+    test_matmul(4096, 4096, 1, false, true, 1e-5);
+    test_matmul(4096, 4096, 3, false, true, 1e-5);
+    test_gate_up(2048, 4096, 1);
 
     /* The GEMV's warp teams (team_for in kernels/gemv.cu): each shape below makes the host pick
-     * teams of W > 1 warps; where a team takes several units, the counts are the H200's (132 SMs). */
+     * teams of W > 1 warps; where a team takes several units, the counts are the H200's (132 SMs).
+     * One vector of 4096 rows of 4096 columns or more takes the ring GEMV on the default backend
+     * (the llama-3.1-8b q/k/v launch below); the unfused one keeps the register GEMV's teams. */
     test_matmul(100, 4096, 1, false, true, 1e-5);  /* W = 2 */
     test_matmul(2688, 7168, 1, false, true, 1e-5); /* W = 2, 3 rows a team, 2 batches a member */
     test_matmul(64, 6000, 5, true, true, 1e-5);    /* W = 4: member 2's chunks end past the row, 3's start past it */
