@@ -117,6 +117,7 @@ def merged_logits(transformers, base_dir, adapter_tensors, scaling, ids):
 
 
 def write_adapter(transformers, peft, torch, spec, fixtures, out_root, generator):
+    """A random adapter of spec on its base checkpoint, saved as PEFT saves one, and its reference."""
     base_dir = os.path.join(fixtures, spec["base"])
     folder = os.path.join(out_root, spec["name"])
     dtype = getattr(torch, spec["dtype"])
@@ -127,21 +128,29 @@ def write_adapter(transformers, peft, torch, spec, fixtures, out_root, generator
     randomise(model, generator)
     shutil.rmtree(folder, ignore_errors=True)
     model.save_pretrained(folder)
-
-    # The reference: the stored adapter on the stored base, upcast to float32.
-    base32 = transformers.AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32,
-                                                                attn_implementation="eager")
-    ref = peft.PeftModel.from_pretrained(base32, folder).float().eval()
-    layers = lora_layers(ref)
-    scaling = layers[0][1].scaling["default"]
-    want = spec["alpha"] / (math.sqrt(spec["r"]) if spec["rslora"] else spec["r"])
-    if abs(scaling - want) > 1e-12 or any(abs(m.scaling["default"] - scaling) > 1e-12 for _, m in layers):
-        fail(f"{spec['name']}: PEFT's scaling {scaling} is not {want}")
     if "ids" in spec:
-        ids = [i % base32.config.vocab_size for i in spec["ids"]]
+        ids = [i % base.config.vocab_size for i in spec["ids"]]
     else:
         with open(os.path.join(base_dir, "reference.json")) as f:
             ids = json.load(f)["cases"][1]["ids"]
+    write_reference(transformers, peft, torch, base_dir, folder, folder, ids)
+
+
+def write_reference(transformers, peft, torch, base_dir, adapter_dir, folder, ids, min_move=0.5):
+    """reference.json and logits_*.f32 in folder for the adapter stored in adapter_dir (folder itself, or
+    another folder that reference.json then names as "adapter"), on the checkpoint in base_dir."""
+    os.makedirs(folder, exist_ok=True)
+    name = os.path.basename(os.path.normpath(folder))
+    # The reference: the stored adapter on the stored base, upcast to float32.
+    base32 = transformers.AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32,
+                                                                attn_implementation="eager")
+    ref = peft.PeftModel.from_pretrained(base32, adapter_dir).float().eval()
+    config = ref.peft_config["default"]
+    layers = lora_layers(ref)
+    scaling = layers[0][1].scaling["default"]
+    want = config.lora_alpha / (math.sqrt(config.r) if config.use_rslora else config.r)
+    if abs(scaling - want) > 1e-12 or any(abs(m.scaling["default"] - scaling) > 1e-12 for _, m in layers):
+        fail(f"{name}: PEFT's scaling {scaling} is not {want}")
     cases = []
     with torch.no_grad():
         plain = None
@@ -149,34 +158,38 @@ def write_adapter(transformers, peft, torch, spec, fixtures, out_root, generator
             for _, m in layers:
                 m.scaling["default"] = scaling * scale
             logits = ref(torch.tensor([ids])).logits[0].float()
-            name = f"logits_{scale:g}.f32"
-            logits.numpy().astype("<f4").tofile(os.path.join(folder, name))
-            cases.append(dict(scale=scale, logits=name))
+            file = f"logits_{scale:g}.f32"
+            logits.numpy().astype("<f4").tofile(os.path.join(folder, file))
+            cases.append(dict(scale=scale, logits=file))
             if scale == 1.0:
                 plain = logits
         with ref.disable_adapter():
             base_logits = ref(torch.tensor([ids])).logits[0].float()
-    adapter_tensors = read_tensors(os.path.join(folder, "adapter_model.safetensors"))
+    adapter_tensors = read_tensors(os.path.join(adapter_dir, "adapter_model.safetensors"))
     merged = merged_logits(transformers, base_dir, adapter_tensors, scaling, ids)
     diff = (merged - plain).abs().max().item()
     if diff > 2e-4 * max(1.0, plain.abs().max().item()):
-        fail(f"{spec['name']}: PEFT's forward and the hand-merged weights differ by {diff}")
+        fail(f"{name}: PEFT's forward and the hand-merged weights differ by {diff}")
     moved = (plain - base_logits).abs().max().item()
-    if moved < 0.5:
-        fail(f"{spec['name']}: the adapter moves the logits by only {moved}")
+    if moved < min_move:
+        fail(f"{name}: the adapter moves the logits by only {moved}")
     base_tensors = read_tensors(os.path.join(base_dir, "model.safetensors"))
-    reference = dict(base=os.path.normpath(os.path.join("..", "..", spec["base"])), ids=ids, scaling=scaling, rank=spec["r"],
-                     alpha=spec["alpha"], use_rslora=spec["rslora"], modules=spec["modules"],
-                     dtype=spec["dtype"], vocab=int(plain.shape[1]), cases=cases,
+    modules = [m for m in ALL if m in config.target_modules]
+    dtype = str(next(iter(adapter_tensors.values())).dtype).replace("torch.", "")
+    reference = dict(base=os.path.relpath(os.path.normpath(base_dir), os.path.normpath(folder)), ids=ids,
+                     scaling=scaling, rank=config.r, alpha=config.lora_alpha, use_rslora=config.use_rslora,
+                     modules=modules, dtype=dtype, vocab=int(plain.shape[1]), cases=cases,
                      norms=norms_of(adapter_tensors, base_tensors, scaling),
                      crosscheck_merged_max_abs_diff=diff, adapter_moves_logits_by=moved,
                      peft=peft.__version__, transformers=transformers.__version__,
                      reference="transformers + peft forward on CPU, float32, eager attention, stored weights")
+    if os.path.normpath(adapter_dir) != os.path.normpath(folder):
+        reference = dict(adapter=os.path.relpath(os.path.normpath(adapter_dir), os.path.normpath(folder)), **reference)
     with open(os.path.join(folder, "reference.json"), "w") as f:
         json.dump(reference, f, indent=1)
         f.write("\n")
-    size = sum(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder))
-    print(f"{spec['name']:18s} r={spec['r']} s={scaling:.4f} {len(reference['norms'])} modules, "
+    size = sum(os.path.getsize(os.path.join(adapter_dir, n)) for n in os.listdir(adapter_dir))
+    print(f"{name:18s} r={config.r} s={scaling:.4f} {len(reference['norms'])} modules, "
           f"logits moved {moved:.2f}, merged cross-check {diff:.2e}, {size} bytes")
 
 
