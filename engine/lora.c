@@ -12,7 +12,7 @@
  * biases, fully saved modules, fan_in_fan_out layouts) is refused with the field that asks for it.
  *
  * Norms are those a person watches while training with Stable-LoRA (DESIGN.md): |A|, |B|, |s B A| and
- * its ratio to |W0|, all Frobenius, in double. |B A| comes from the r x r Gram matrices,
+ * its ratio to |W0|, all Frobenius, in double, and Stable-LoRA's test |A| / ((numel A / numel B) |B|). |B A| comes from the r x r Gram matrices,
  * |B A|^2 = sum_ij (B^T B)_ij (A A^T)_ij, so no out x in product is formed. */
 #include <cblas.h>
 #include <jansson.h>
@@ -538,8 +538,15 @@ ss_status ss_lora_norms(ss_lora *a, const ss_lora_norm **rows, int *n, ss_error 
     const double s = fabs((double)a->scale * a->scaling);
     for (int i = 0; i < a->n; i++) {
         const lora_pair *p = &a->pairs[i];
-        a->rows[i] = (ss_lora_norm){p->layer, module_names[p->module], p->a_norm, p->b_norm, s * p->ab_norm,
-                                    p->w0_norm > 0 ? s * p->ab_norm / p->w0_norm : 0};
+        /* numel(A) / numel(B) = r in / (out r) = in / out */
+        const double in_over_out = (double)p->ta->shape[1] / (double)p->tb->shape[0];
+        a->rows[i] = (ss_lora_norm){p->layer,
+                                    module_names[p->module],
+                                    p->a_norm,
+                                    p->b_norm,
+                                    s * p->ab_norm,
+                                    p->w0_norm > 0 ? s * p->ab_norm / p->w0_norm : 0,
+                                    p->b_norm > 0 ? p->a_norm / (in_over_out * p->b_norm) : INFINITY};
     }
     *rows = a->rows, *n = a->n;
     return SS_OK;

@@ -188,11 +188,13 @@ ss_status ss_model_read_kv(ss_model *m, int layer, int len, float *k, float *v, 
 typedef struct ss_lora ss_lora;
 
 /* One targeted projection's norms (Frobenius), at the adapter's current scale: a = |A|, b = |B|,
- * ba = |scale s B A|, rel = ba / |W0|. */
+ * ba = |scale s B A|, rel = ba / |W0|; stable = |A| / ((numel(A) / numel(B)) |B|), Stable-LoRA's
+ * test (DESIGN.md): it shrinks A while this is >= 1 and stops for good once it falls below
+ * (INFINITY while B is zero, as PEFT initialises it). */
 typedef struct {
     int layer;
     const char *module; /* "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj" */
-    double a, b, ba, rel;
+    double a, b, ba, rel, stable;
 } ss_lora_norm;
 
 /* Reads dir/adapter_config.json and dir/adapter_model.safetensors and binds the adapter to m at

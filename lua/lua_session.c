@@ -719,7 +719,7 @@ static void push_norms(lua_State *L, ss_lora *a) {
     ss_error err = {0};
     if (ss_lora_norms(a, &rows, &n, &err)) luaL_error(L, "spec: lora_norms: %s", err.msg);
     for (int i = 0; i < n; i++) {
-        lua_createtable(L, 0, 7);
+        lua_createtable(L, 0, 8);
         lua_pushstring(L, ss_lora_name(a)), lua_setfield(L, -2, "adapter");
         lua_pushinteger(L, rows[i].layer), lua_setfield(L, -2, "layer");
         lua_pushstring(L, rows[i].module), lua_setfield(L, -2, "module");
@@ -727,11 +727,12 @@ static void push_norms(lua_State *L, ss_lora *a) {
         lua_pushnumber(L, rows[i].b), lua_setfield(L, -2, "b");
         lua_pushnumber(L, rows[i].ba), lua_setfield(L, -2, "ba");
         lua_pushnumber(L, rows[i].rel), lua_setfield(L, -2, "rel");
+        lua_pushnumber(L, rows[i].stable), lua_setfield(L, -2, "stable"); /* math.huge while B is zero */
         lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
     }
 }
 
-/* s:lora_norms([NAME]) -> {{adapter =, layer =, module =, a =, b =, ba =, rel =}, ...}: that
+/* s:lora_norms([NAME]) -> {{adapter =, layer =, module =, a =, b =, ba =, rel =, stable =}, ...}: that
  * adapter's rows, or every loaded adapter's in load order. */
 static int l_lora_norms(lua_State *L) {
     lua_session *ls = check_idle(L, "lora_norms");

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # lora_cli.sh — LoRA adapters from the command line, on the CPU, with the PEFT fixtures
 # (tests/fixtures/lora, scripts/make_lora_fixtures.py):
-#   `lora-info --json` prints one row per targeted layer and module with the reference's norms (to
-#   1e-9), `--scale 2` doubles |s*BA| and the ratio, the table names r and s;
+#   `lora-info --json` prints one row per targeted layer and module with the reference's norms and
+#   Stable-LoRA's test computed from them and the geometry (to 1e-9), `--scale 2` doubles |s*BA| and
+#   the ratio, the table names r and s;
 #   `generate --lora DIR` gives what PEFT's logits choose at the first step (greedy), `DIR:0` gives
 #   the base model's tokens, two adapters at 0.5 give one at 1, and --lora-merge gives the unmerged
 #   tokens;
@@ -22,16 +23,24 @@ make_work loracli
     fail "lora-info --json: exit $? ($(cat "$work/err"))"
 "$prog" lora-info "$adapter" --model "$base" --scale 2 --json >"$work/norms2.json" 2>"$work/err" ||
     fail "lora-info --scale 2: exit $? ($(cat "$work/err"))"
-if out=$(python3 - "$work/norms.json" "$work/norms2.json" "$adapter/reference.json" 2>&1 <<'PY'
+if out=$(python3 - "$work/norms.json" "$work/norms2.json" "$adapter/reference.json" "$base/config.json" 2>&1 <<'PY'
 import json, sys
-got, got2, ref = (json.load(open(p)) for p in sys.argv[1:4])
+got, got2, ref, cfg = (json.load(open(p)) for p in sys.argv[1:5])
 want = ref["norms"]
+# Stable-LoRA's test |A| / ((numel A / numel B) |B|), numel A / numel B = in / out: from the geometry.
+h, inter = cfg["hidden_size"], cfg["intermediate_size"]
+hd = cfg.get("head_dim") or h // cfg["num_attention_heads"]
+q, kv = cfg["num_attention_heads"] * hd, cfg["num_key_value_heads"] * hd
+in_out = {"q_proj": h / q, "k_proj": h / kv, "v_proj": h / kv, "o_proj": q / h, "gate_proj": h / inter,
+          "up_proj": h / inter, "down_proj": inter / h}
 assert len(got) == len(want) == 14, (len(got), len(want))
 for g, g2, w in zip(got, got2, want):
     assert (g["layer"], g["module"]) == (w["layer"], w["module"]), (g, w)
     for k in "a", "b", "ba", "rel":
         assert abs(g[k] - w[k]) <= 1e-9 * max(1, abs(w[k])), (k, g, w)
     assert abs(g2["ba"] - 2 * g["ba"]) <= 1e-9 * g["ba"] and abs(g2["a"] - g["a"]) <= 1e-12 * g["a"], (g, g2)
+    stable = w["a"] / (in_out[w["module"]] * w["b"])
+    assert abs(g["stable"] - stable) <= 1e-9 * stable and g2["stable"] == g["stable"], (g, stable)
 PY
 ); then ok; else fail "lora-info norms: $out"; fi
 "$prog" lora-info "$adapter" --model "$base" >"$work/table.txt" 2>"$work/err" || fail "lora-info: exit $?"

@@ -168,6 +168,16 @@ static void check_against_peft(const char *name) {
     close_fixture(&fx);
 }
 
+/* in / out of a projection (numel(A) / numel(B) for any rank), from the model's geometry. */
+static double in_over_out(const ss_config *c, const char *module) {
+    const double h = c->hidden, q = (double)c->n_heads * c->head_dim, kv = (double)c->n_kv_heads * c->head_dim;
+    if (!strcmp(module, "q_proj")) return h / q;
+    if (!strcmp(module, "k_proj") || !strcmp(module, "v_proj")) return h / kv;
+    if (!strcmp(module, "o_proj")) return q / h;
+    if (!strcmp(module, "down_proj")) return c->intermediate / h;
+    return h / c->intermediate; /* gate_proj, up_proj */
+}
+
 static void check_norms(const char *name) {
     fixture fx;
     if (!open_fixture(name, &fx)) return close_fixture(&fx);
@@ -188,6 +198,8 @@ static void check_norms(const char *name) {
         CHECK_NEAR(rows[i].b, json_number_value(json_object_get(w, "b")), 1e-9);
         CHECK_NEAR(rows[i].ba, json_number_value(json_object_get(w, "ba")), 1e-9);
         CHECK_NEAR(rows[i].rel, json_number_value(json_object_get(w, "rel")), 1e-9);
+        const double a = json_number_value(json_object_get(w, "a")), b = json_number_value(json_object_get(w, "b"));
+        CHECK_NEAR(rows[i].stable, a / (in_over_out(ss_model_config(m), rows[i].module) * b), 1e-9);
     }
     CHECK_NEAR(a ? ss_lora_scaling(a) : 0, json_number_value(json_object_get(fx.ref, "scaling")), 1e-12);
     if (a && rows) { /* the live scale multiplies |s B A| and the ratio, not |A| or |B| */
@@ -200,6 +212,39 @@ static void check_norms(const char *name) {
     printf("%s: %d norm rows against the float64 reference\n", name, n);
     ss_model_free(m);
     close_fixture(&fx);
+}
+
+/* Stable-LoRA's test against the run that trained the demo adapter (scripts/train_demo_lora.py, in
+ * torch): the modules whose A was still shrinking at its last step are exactly those whose stored
+ * factors give stable >= 1 here (36 of 56; the nearest on either side are 0.997 and 1.042). */
+static void check_stable_lora(void) {
+    static const char dir[] = SOURCE_DIR "/models/demo/lora-kjv";
+    json_error_t jerr;
+    json_t *run = json_load_file(SOURCE_DIR "/models/demo/lora-kjv/training.json", 0, &jerr);
+    CHECK_MSG(run != NULL, "training.json: %s", jerr.text);
+    const json_t *snaps = json_object_get(run, "norms"), *last = json_array_get(snaps, json_array_size(snaps) - 1);
+    const json_t *mods = json_object_get(last, "modules");
+    ss_model *m = run ? load_model(SOURCE_DIR "/models/demo/target", SS_BACKEND_CPU) : NULL;
+    ss_lora *a = NULL;
+    ss_error err = {0};
+    const ss_lora_norm *rows = NULL;
+    int n = 0, shrinking = 0;
+    if (m) CHECK_MSG(ss_lora_load(m, dir, 1.0f, &a, &err) == SS_OK, "lora-kjv: %s", err.msg);
+    if (a) CHECK_MSG(ss_lora_norms(a, &rows, &n, &err) == SS_OK, "lora-kjv: %s", err.msg);
+    CHECK_MSG(rows && n == (int)json_array_size(mods), "lora-kjv: %d rows, the run has %zu", n, json_array_size(mods));
+    for (int i = 0; rows && i < n && i < (int)json_array_size(mods); i++) {
+        const json_t *w = json_array_get(mods, (size_t)i);
+        const bool want = json_is_true(json_object_get(w, "shrinking"));
+        CHECK(rows[i].layer == json_integer_value(json_object_get(w, "layer")) &&
+              !strcmp(rows[i].module, json_string_value(json_object_get(w, "module"))));
+        CHECK_MSG((rows[i].stable >= 1) == want, "lora-kjv layer %d %s: stable %g, the run says %s", rows[i].layer,
+                  rows[i].module, rows[i].stable, want ? "shrinking" : "stopped");
+        shrinking += want;
+    }
+    printf("lora-kjv: Stable-LoRA's test agrees with its training run on %d modules (%d still shrinking)\n", n,
+           shrinking);
+    ss_model_free(m);
+    json_decref(run);
 }
 
 /* Two adapters on one model add their updates: the llama adapter at 0.5 twice equals it at 1. */
@@ -479,6 +524,7 @@ int main(int argc, char **argv) {
         check_against_peft(ADAPTERS[i]);
         check_norms(ADAPTERS[i]);
     }
+    check_stable_lora();
     check_two_adapters();
     check_bad_adapters();
     return check_done();

@@ -1,8 +1,10 @@
 /* cmd_lora_info.c — `specscope lora-info ADAPTER --model DIR [--json]`: the norms of a PEFT LoRA
- * adapter per layer and module (engine/lora.c): |A|, |B|, |s B A| and |s B A| / |W0|. The model is
+ * adapter per layer and module (engine/lora.c): |A|, |B|, |s B A| and |s B A| / |W0|, and
+ * Stable-LoRA's test |A| / ((numel A / numel B) |B|). The model is
  * loaded on the CPU (only its checkpoint's W0 and the adapter's factors are read), so it runs
  * anywhere and on any model size the host can map. */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,26 +15,36 @@ static void usage(FILE *f) {
     fprintf(f, "usage: specscope lora-info ADAPTER --model DIR [--scale S] [--json]\n"
                "Prints |A|, |B|, |s*BA| and |s*BA|/|W0| (Frobenius norms) for every layer and module the PEFT\n"
                "LoRA adapter in folder ADAPTER targets, s = lora_alpha / r (or / sqrt(r) with rsLoRA) times\n"
-               "S (default 1). ADAPTER holds adapter_config.json and adapter_model.safetensors.\n\n"
+               "S (default 1), and Stable-LoRA's test |A| / ((numel A / numel B) |B|): training with\n"
+               "Stable-LoRA shrinks A while it is >= 1 (inf while B is zero). ADAPTER holds\n"
+               "adapter_config.json and adapter_model.safetensors.\n\n"
                "  --model DIR   the base checkpoint the adapter was trained on (default: the demo target)\n"
                "  --scale S     the adapter's multiplier (default 1)\n"
-               "  --json        one JSON array of {\"layer\", \"module\", \"a\", \"b\", \"ba\", \"rel\"}\n");
+               "  --json        one JSON array of {\"layer\", \"module\", \"a\", \"b\", \"ba\", \"rel\", \"stable\"}\n"
+               "                (\"stable\" null while B is zero)\n");
 }
 
 static void print_table(const ss_lora *a, const ss_lora_norm *rows, int n) {
     printf("# %s: r %d, s %.6g, scale %g\n", ss_lora_dir(a), ss_lora_rank(a), ss_lora_scaling(a), ss_lora_scale(a));
-    printf("%5s  %-9s  %12s  %12s  %12s  %12s\n", "layer", "module", "|A|", "|B|", "|s*BA|", "|s*BA|/|W0|");
-    for (int i = 0; i < n; i++)
-        printf("%5d  %-9s  %12.6g  %12.6g  %12.6g  %12.6g\n", rows[i].layer, rows[i].module, rows[i].a, rows[i].b,
-               rows[i].ba, rows[i].rel);
+    printf("%5s  %-9s  %12s  %12s  %12s  %12s  %8s\n", "layer", "module", "|A|", "|B|", "|s*BA|", "|s*BA|/|W0|",
+           "stable");
+    int shrinking = 0;
+    for (int i = 0; i < n; i++) {
+        printf("%5d  %-9s  %12.6g  %12.6g  %12.6g  %12.6g  %8.4g\n", rows[i].layer, rows[i].module, rows[i].a,
+               rows[i].b, rows[i].ba, rows[i].rel, rows[i].stable);
+        shrinking += rows[i].stable >= 1;
+    }
+    printf("# stable = |A| / ((numel A / numel B) |B|): Stable-LoRA shrinks A while >= 1 (%d of %d modules now)\n",
+           shrinking, n);
 }
 
 static void print_json(const ss_lora_norm *rows, int n) {
     json_t *arr = json_array();
     for (int i = 0; i < n; i++)
-        json_array_append_new(arr, json_pack("{s:i, s:s, s:f, s:f, s:f, s:f}", "layer", rows[i].layer, "module",
+        json_array_append_new(arr, json_pack("{s:i, s:s, s:f, s:f, s:f, s:f, s:o}", "layer", rows[i].layer, "module",
                                              rows[i].module, "a", rows[i].a, "b", rows[i].b, "ba", rows[i].ba, "rel",
-                                             rows[i].rel));
+                                             rows[i].rel, "stable",
+                                             isfinite(rows[i].stable) ? json_real(rows[i].stable) : json_null()));
     json_dumpf(arr, stdout, JSON_COMPACT | JSON_REAL_PRECISION(17));
     putchar('\n');
     json_decref(arr);

@@ -109,5 +109,11 @@ void lora_view_build(styled_text *out, ss_model *m, int width, bool unicode) {
         styled_newline(out);
     }
     largest(out, rows, n);
+    int shrinking = 0;
+    for (int i = 0; i < n; i++) shrinking += rows[i].stable >= 1;
+    styled_printf(out, TH_LABEL, "Stable-LoRA ");
+    styled_printf(out, TH_NORMAL, "|A| >= (numel A / numel B) |B| (A still shrinks): ");
+    styled_printf(out, TH_VALUE, "%d", shrinking);
+    styled_printf(out, TH_NORMAL, " of %d modules\n", n);
     styled_printf(out, TH_NOTICE, "focused: + - scale by 0.1, space on/off; /lora merge on|off");
 }

@@ -185,11 +185,12 @@ keys "/trace /nonexistent-dir/x.json" Enter
 wait_for "/trace: trace: cannot write '/nonexistent-dir/x.json'" 10
 keys "/lora load $work/x" Enter
 wait_for "/lora load: $work/x/adapter_config.json: not found" 10
-keys "/lora load $root/tests/fixtures/lora/demo-r4 0.5" Enter
-wait_for "demo-r4  r 4  s 1  scale 0.5  on" 20
+keys "/lora load $root/models/demo/lora-kjv 0.5" Enter
+wait_for "lora-kjv  r 8  s 2  scale 0.5  on" 20
 shows "|s*BA|/|W0| by layer and module"
-keys F5 # zoomed, the heatmap's every layer and the largest values show
+keys F5 # zoomed, the heatmap's every layer, the largest values and Stable-LoRA's count show
 wait_for "largest layer" 10
+shows "(A still shrinks): 36 of 56 modules"
 keep 07-lora-zoomed
 keys F5
 keys "/lora off" Enter
