@@ -1,5 +1,5 @@
 # Checkpoint loading (engine/safetensors.c, engine/config.c): unit tests, the CLI bad-input test and
-# the libFuzzer target (built only with -DSPECSCOPE_FUZZ=ON and clang; scripts/fuzz.sh drives it).
+# the libFuzzer targets (built only with -DSPECSCOPE_FUZZ=ON and clang; scripts/fuzz.sh drives them).
 specscope_unit_test(test_safetensors SOURCES test_safetensors.c LABELS loader)
 specscope_unit_test(test_config SOURCES test_config.c LABELS loader)
 
@@ -18,6 +18,14 @@ if(SPECSCOPE_FUZZ)
   target_compile_options(fuzz_loader PRIVATE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
   target_link_options(fuzz_loader PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(fuzz_loader PRIVATE PkgConfig::JANSSON)
+  # PEFT LoRA adapters loaded onto a test checkpoint: the whole engine (CPU), instrumented too.
+  target_compile_options(specscope_engine PRIVATE -fsanitize=fuzzer-no-link,address,undefined
+                         -fno-sanitize-recover=undefined)
+  add_executable(fuzz_lora fuzz/fuzz_lora.c)
+  target_compile_definitions(fuzz_lora PRIVATE FIXTURES_DIR="${SPECSCOPE_FIXTURES}")
+  target_compile_options(fuzz_lora PRIVATE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
+  target_link_options(fuzz_lora PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_lora PRIVATE specscope_engine)
 endif()
 
 # `generate --prompt-ids ... --temp 0 --json` prints transformers' greedy ids for every f32 fixture.

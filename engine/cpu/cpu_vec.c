@@ -85,6 +85,7 @@ static void axpy_c(float *y, float a, const float *x, int n) {
 /* ---------------------------------------------------------------- AVX2 */
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HAVE_X86 1
 
@@ -193,13 +194,21 @@ static struct {
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+#ifdef HAVE_X86
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports has no "f16c". */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 /* SPECSCOPE_NO_SIMD=1 keeps the portable loops (tests run both). */
 static void pick_kernels(void) {
     const char *no_simd = getenv("SPECSCOPE_NO_SIMD");
     if (no_simd && *no_simd && *no_simd != '0') return;
 #ifdef HAVE_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c()) {
         k.dot[SS_F32] = dot_f32_avx2;
         k.dot[SS_F16] = dot_f16_avx2;
         k.dot[SS_BF16] = dot_bf16_avx2;
